@@ -1,0 +1,247 @@
+//! Log Analytics query API: auth/404/403 cases with the fixture bodies, the empty-200 quirk,
+//! `print` typed tables, canned queries, statistics and syntax errors.
+
+use crate::common::*;
+use azure_emulator::{CannedQuery, Endpoint, RunningEmulator};
+use serde_json::{Value, json};
+
+async fn query(
+    emu: &RunningEmulator,
+    ws: &str,
+    bearer: Option<&str>,
+    body: Value,
+    prefer: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut req = client()
+        .post(format!("{}/v1/workspaces/{ws}/query", emu.url()))
+        .json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(p) = prefer {
+        req = req.header("Prefer", p);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+fn ok1() -> Value {
+    json!({"query": "print ok=1", "timespan": "PT5M"})
+}
+
+#[tokio::test]
+async fn auth_and_access_errors_match_fixtures() {
+    let emu = start().await;
+    let la = token(&emu, LA_SCOPE).await;
+    let graph = token(&emu, GRAPH_SCOPE).await;
+
+    // No Authorization header: 401 (fixture la-error-401-no-auth.json).
+    let (s, _, b) = query(&emu, WS, None, ok1(), None).await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        json(&b),
+        json!({"error": {"code": "AuthenticationFailed", "message": "Authentication failed. The 'Authorization' header is missing."}})
+    );
+
+    // Unknown token: 403 (fixture la-error-403-invalid-token.json).
+    let invalid = json!({"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}});
+    let (s, _, b) = query(&emu, WS, Some("not-a-token"), ok1(), None).await;
+    assert_eq!((s, json(&b)), (403, invalid.clone()));
+
+    // Graph token: 403 InvalidAuthenticationTokenAudience naming the audience.
+    let (s, _, b) = query(&emu, WS, Some(&graph), ok1(), None).await;
+    assert_eq!(s, 403);
+    let b = json(&b);
+    assert_eq!(b["error"]["code"], "InvalidAuthenticationTokenAudience");
+    let msg = b["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("The access token has been obtained from wrong audience or resource 'https://graph.microsoft.com'. It should exactly match (including forward slash) with one of the allowed audiences 'https://api.loganalytics.io'"), "{msg}");
+
+    // Unknown workspace: 404 (fixture la-error-404-path-not-found.json).
+    let (s, _, b) = query(
+        &emu,
+        "11111111-2222-4333-8444-555555555555",
+        Some(&la),
+        ok1(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        json(&b),
+        json!({"error": {"message": "The requested path does not exist", "code": "PathNotFoundError"}})
+    );
+
+    // No Data.Read role: 403 InsufficientAccessError/UnauthorizedClient naming the workspace.
+    emu.update(|c| c.tenants[0].apps[0].roles.retain(|r| r != "Data.Read"));
+    let (s, _, b) = query(&emu, WS, Some(&la), ok1(), None).await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        json(&b),
+        json!({"error": {
+            "message": "The provided credentials have insufficient access to perform the requested operation",
+            "code": "InsufficientAccessError",
+            "innererror": {"code": "UnauthorizedClient", "message": format!("The service principal does not have sufficient permissions to access this resource: {WS}")}
+        }})
+    );
+
+    // Role back but no RBAC on the workspace: 403 (fixture la-error-403-insufficient-access.json).
+    emu.update(|c| {
+        let app = &mut c.tenants[0].apps[0];
+        app.roles.push("Data.Read".into());
+        app.workspaces.clear();
+    });
+    let (s, _, b) = query(&emu, WS, Some(&la), ok1(), None).await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        json(&b),
+        json!({"error": {"message": "The provided credentials have insufficient access to perform the requested operation", "code": "InsufficientAccessError", "correlationId": ""}})
+    );
+
+    // Expired token: 403 InvalidAuthenticationToken.
+    emu.update(|c| c.tenants[0].apps[0].workspaces.push(WS.into()));
+    let (s, _, _) = query(&emu, WS, Some(&la), ok1(), None).await;
+    assert_eq!(s, 200);
+    emu.expire_tokens();
+    let (s, _, b) = query(&emu, WS, Some(&la), ok1(), None).await;
+    assert_eq!((s, json(&b)), (403, invalid));
+
+    assert_eq!(emu.request_count(Endpoint::LogAnalyticsQuery), 8);
+    let statuses: Vec<u16> = emu
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Some(Endpoint::LogAnalyticsQuery))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![401, 403, 403, 404, 403, 403, 200, 403]);
+}
+
+#[tokio::test]
+async fn missing_json_content_type_gives_empty_200() {
+    let emu = start().await;
+    let la = token(&emu, LA_SCOPE).await;
+    let resp = client()
+        .post(format!("{}/v1/workspaces/{WS}/query", emu.url()))
+        .bearer_auth(&la)
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"print ok=1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "");
+    let resp = client()
+        .post(format!("{}/v1/workspaces/{WS}/query", emu.url()))
+        .bearer_auth(&la)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn print_queries_return_typed_tables() {
+    let emu = start().await;
+    let la = token(&emu, LA_SCOPE).await;
+    let (s, h, b) = query(
+        &emu,
+        WS,
+        Some(&la),
+        json!({"query": "print a=1, b=\"x\", c=true, d=1.5", "timespan": "PT5M"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(h["content-type"], "application/json; charset=utf-8");
+    assert_eq!(h["x-ms-request-id"].to_str().unwrap().len(), 36);
+    assert_eq!(
+        json(&b),
+        json!({"tables": [{
+            "name": "PrimaryResult",
+            "columns": [
+                {"name": "a", "type": "long"},
+                {"name": "b", "type": "string"},
+                {"name": "c", "type": "bool"},
+                {"name": "d", "type": "real"}
+            ],
+            "rows": [[1, "x", true, 1.5]]
+        }]})
+    );
+
+    let (s, _, b) = query(&emu, WS, Some(&la), json!({"query": "print 1"}), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        json(&b)["tables"][0]["columns"],
+        json!([{"name": "print_0", "type": "long"}])
+    );
+
+    // Prefer: include-statistics=true adds a statistics object.
+    let (s, _, b) = query(
+        &emu,
+        WS,
+        Some(&la),
+        ok1(),
+        Some("wait=600,include-statistics=true,include-render=true"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let b = json(&b);
+    assert!(b["statistics"]["query"]["executionTime"].is_number(), "{b}");
+    assert_eq!(b["tables"][0]["rows"], json!([[1]]));
+
+    // The GET form works too.
+    let (s, _, b) = get(
+        &format!(
+            "{}/v1/workspaces/{WS}/query?query=print%20ok%3D1&timespan=PT5M",
+            emu.url()
+        ),
+        Some(&la),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(json(&b)["tables"][0]["columns"][0]["name"], "ok");
+}
+
+#[tokio::test]
+async fn canned_queries_and_syntax_errors() {
+    let emu = start().await;
+    let canned = json!({"tables": [{"name": "PrimaryResult",
+        "columns": [{"name": "Category", "type": "string"}, {"name": "count_", "type": "long"}],
+        "rows": [["Administrative", 20839], ["Recommendation", 122]]}]});
+    let c2 = canned.clone();
+    emu.update(move |c| {
+        c.tenants[0].workspaces[0].canned.push(CannedQuery::new(
+            "AzureActivity | summarize count() by Category",
+            c2,
+        ));
+    });
+    let la = token(&emu, LA_SCOPE).await;
+    let (s, _, b) = query(
+        &emu,
+        WS,
+        Some(&la),
+        json!({"query": "  AzureActivity | summarize count() by Category\n"}),
+        None,
+    )
+    .await;
+    assert_eq!((s, json(&b)), (200, canned));
+
+    for q in [
+        "SecurityIncident | take 10",
+        "print a=",
+        "print x=1 | take 1",
+    ] {
+        let (s, _, b) = query(&emu, WS, Some(&la), json!({"query": q}), None).await;
+        assert_eq!(s, 400, "{q}");
+        let b = json(&b);
+        assert_eq!(
+            b["error"]["message"],
+            "The request had some invalid properties"
+        );
+        assert_eq!(b["error"]["code"], "BadArgumentError");
+        assert_eq!(b["error"]["innererror"]["code"], "SyntaxError");
+        assert_eq!(b["error"]["innererror"]["message"], "Syntax Error");
+    }
+}

@@ -1,0 +1,243 @@
+//! Wiring: open the store, prove the master key, build the router, serve until shutdown.
+//!
+//! [`Application::build`] does every check that can refuse a start *before* a port is bound,
+//! so a misconfigured server never accepts a request.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{JwtKeyError, JwtKeys, authenticate, require_admin};
+use crate::config::{ConfigError, Settings};
+use crate::crypto::{Cipher, KeyCheckError, KeySource, load_verified_master_key};
+use crate::http::ApiError;
+use crate::providers::{self, Providers};
+use crate::sentinel::Sentinel;
+use crate::store::{DatabaseLocation, Db, StoreError};
+
+/// Request bodies above this size are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Database(#[from] StoreError),
+    #[error("refusing to start: {0}")]
+    MasterKey(#[from] KeyCheckError),
+    #[error(transparent)]
+    JwtKey(#[from] JwtKeyError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A server that passed every start-up check and is bound to its port.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    db: Db,
+}
+
+#[derive(Clone)]
+struct Health {
+    db: Db,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen.to_string(),
+                    source,
+                })?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Like [`build`](Self::build) on a listener the caller bound (tests use port 0). The
+    /// listener is only served once every check has passed.
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        create_data_dir(&settings.data_dir)?;
+        let db = match &settings.secrets.database_url {
+            Some(url) => Db::connect(DatabaseLocation::Url(url)).await?,
+            None => Db::connect(DatabaseLocation::SqliteIn(&settings.data_dir)).await?,
+        };
+        db.migrate().await?;
+        let (master_key, source) = load_verified_master_key(
+            &db,
+            settings.secrets.master_key.as_ref(),
+            &settings.data_dir,
+        )
+        .await?;
+        match &source {
+            KeySource::Generated(path) => tracing::warn!(
+                key_id = master_key.id(),
+                path = %path.display(),
+                "GENERATED A NEW MASTER KEY. Back up this file: without it the stored client \
+                 secrets cannot be decrypted. In production pass SOCMATE_MASTER_KEY explicitly."
+            ),
+            KeySource::File(path) => {
+                tracing::info!(key_id = master_key.id(), path = %path.display(), "master key loaded from file")
+            }
+            KeySource::Environment => tracing::info!(
+                key_id = master_key.id(),
+                "master key loaded from SOCMATE_MASTER_KEY"
+            ),
+        }
+        let jwt = Arc::new(JwtKeys::load(
+            settings.secrets.jwt_secret.as_ref(),
+            &settings.data_dir,
+        )?);
+        let sentinel = Arc::new(Sentinel::new(settings.endpoints.clone())?);
+        let providers = Providers {
+            db: db.clone(),
+            cipher: Arc::new(Cipher::new(&master_key)),
+            sentinel,
+            test_budget: settings.connection_test_budget,
+        };
+        let router = router(providers, jwt, db.clone());
+        Ok(Self {
+            listener,
+            router,
+            db,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, database = self.db.backend_name(), "socmate listening");
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        self.db.close().await;
+        result
+    }
+}
+
+fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    builder
+        .create(path)
+        .map_err(|source| StartupError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+pub fn router(providers: Providers, jwt: Arc<JwtKeys>, db: Db) -> Router {
+    let admin = Router::new()
+        .nest("/siem-providers", providers::router().with_state(providers))
+        // Its own fallback, so that unknown admin paths are behind the admin guard too.
+        .fallback(api_not_found)
+        .layer(middleware::from_fn(require_admin));
+    let api = Router::new()
+        .nest("/admin", admin)
+        .fallback(api_not_found)
+        .layer(middleware::from_fn_with_state(jwt, authenticate))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(Health { db }))
+        .nest("/api", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let request_id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(health): State<Health>) -> Response {
+    match health.db.ping().await {
+        Ok(()) => {
+            axum::Json(serde_json::json!({"status": "ready", "database": "ok"})).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable", "database": "unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not support the method used",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic payload may hold request data: log that a panic happened, never its text.
+    tracing::error!("a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "an internal error occurred; the server log has the details",
+    )
+    .into_response()
+}

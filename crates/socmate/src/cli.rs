@@ -1,0 +1,143 @@
+//! The `socmate` command line.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Application;
+use crate::auth::{JwtKeys, Role, parse_ttl};
+use crate::config::{DataArgs, Secrets, ServeArgs, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "socmate", version, about = "SoCMate SIEM gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Manage bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a signed bearer token on stdout.
+    Issue {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The caller's email, recorded as `created_by` on what they create.
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Lifetime such as 8h, 30m, 7d (at most 30d).
+        #[arg(long, default_value = "8h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    data,
+                    email,
+                    role,
+                    ttl,
+                },
+        } => issue_token(&data, &email, role, ttl),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    crate::telemetry::init(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async {
+        let settings = match Settings::new(&args, Secrets::from_env()) {
+            Ok(s) => s,
+            Err(e) => return fail(&format!("invalid configuration: {e}")),
+        };
+        let app = match Application::build(settings).await {
+            Ok(app) => app,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal_shutdown(shutdown.clone()));
+        match app.run(shutdown).await {
+            Ok(()) => {
+                tracing::info!("socmate stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("server error: {e}")),
+        }
+    })
+}
+
+fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitCode {
+    let email = email.trim();
+    if email.is_empty() || !email.contains('@') || email.chars().any(char::is_control) {
+        return fail("--email must be an email address such as admin@example.com");
+    }
+    if let Err(e) = std::fs::create_dir_all(&data.data_dir) {
+        return fail(&format!(
+            "cannot create data directory {}: {e}",
+            data.data_dir.display()
+        ));
+    }
+    let keys = match JwtKeys::load(Secrets::from_env().jwt_secret.as_ref(), &data.data_dir) {
+        Ok(k) => k,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match keys.issue(email, role, ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("cannot sign the token: {e}")),
+    }
+}
+
+async fn signal_shutdown(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    shutdown.cancel();
+}
+
+fn fail(message: &str) -> ExitCode {
+    tracing::error!("{message}");
+    eprintln!("socmate: {message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,123 @@
+//! Configuration: flags and `SOCMATE_*` environment variables (clap reads both), validated once
+//! at start-up. Secrets (master key, JWT secret, database URL) are read from the environment
+//! only — never flags, which other users can see in the process list.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::sentinel::cloud::{EndpointError, EndpointOverrides, parse_endpoint};
+
+/// Options every command that touches the data dir shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// Directory for the SQLite database and generated key files.
+    #[arg(long, env = "SOCMATE_DATA_DIR", default_value = "./socmate-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on.
+    #[arg(long, env = "SOCMATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Entra ID authority host override.
+    #[arg(long, env = "SOCMATE_AZURE_AUTHORITY_HOST")]
+    pub azure_authority_host: Option<String>,
+    /// Log Analytics query endpoint override (the host root; SoCMate appends /v1/...).
+    #[arg(long, env = "SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT")]
+    pub azure_log_analytics_endpoint: Option<String>,
+    /// Microsoft Graph endpoint override (the host root; SoCMate appends /v1.0/...).
+    #[arg(long, env = "SOCMATE_AZURE_GRAPH_ENDPOINT")]
+    pub azure_graph_endpoint: Option<String>,
+    /// Upper bound, in seconds, for a whole connection test.
+    #[arg(long, env = "SOCMATE_CONNECTION_TEST_TIMEOUT", default_value_t = 5.0)]
+    pub connection_test_timeout: f64,
+    /// Log format on stderr.
+    #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Secrets from the environment, redacted in `Debug`.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    pub master_key: Option<SecretString>,
+    pub jwt_secret: Option<SecretString>,
+    pub database_url: Option<SecretString>,
+}
+
+impl Secrets {
+    pub fn from_env() -> Self {
+        let read = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(SecretString::from)
+        };
+        Self {
+            master_key: read("SOCMATE_MASTER_KEY"),
+            jwt_secret: read("SOCMATE_JWT_SECRET"),
+            database_url: read("SOCMATE_DATABASE_URL"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("SOCMATE_CONNECTION_TEST_TIMEOUT must be between 0.1 and 120 seconds")]
+    TestTimeout,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub endpoints: EndpointOverrides,
+    pub connection_test_budget: Duration,
+    pub secrets: Secrets,
+}
+
+impl Settings {
+    pub fn new(args: &ServeArgs, secrets: Secrets) -> Result<Self, ConfigError> {
+        let endpoint = |name, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| parse_endpoint(name, v))
+                .transpose()
+        };
+        let timeout = args.connection_test_timeout;
+        if !(0.1..=120.0).contains(&timeout) {
+            return Err(ConfigError::TestTimeout);
+        }
+        Ok(Self {
+            data_dir: args.data.data_dir.clone(),
+            listen: args.listen,
+            endpoints: EndpointOverrides {
+                authority_host: endpoint(
+                    "SOCMATE_AZURE_AUTHORITY_HOST",
+                    &args.azure_authority_host,
+                )?,
+                log_analytics: endpoint(
+                    "SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT",
+                    &args.azure_log_analytics_endpoint,
+                )?,
+                graph: endpoint("SOCMATE_AZURE_GRAPH_ENDPOINT", &args.azure_graph_endpoint)?,
+            },
+            connection_test_budget: Duration::from_secs_f64(timeout),
+            secrets,
+        })
+    }
+}

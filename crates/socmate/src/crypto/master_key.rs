@@ -1,0 +1,195 @@
+//! The master key: where it comes from, and how it is identified without revealing it.
+
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::id::hex;
+
+pub const KEY_FILE_NAME: &str = "master.key";
+const KEY_LEN: usize = 32;
+
+/// A 256-bit AES key. `Debug` shows only the key id.
+pub struct MasterKey {
+    id: String,
+    bytes: secrecy::SecretBox<[u8; KEY_LEN]>,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the key in use came from; the server says so in its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    File(PathBuf),
+    Generated(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    #[error(
+        "SOCMATE_MASTER_KEY must be the base64 encoding of exactly 32 bytes \
+         (generate one with: openssl rand -base64 32)"
+    )]
+    InvalidEncoding,
+    #[error("master key file {path} must hold the base64 encoding of exactly 32 bytes")]
+    InvalidFile { path: PathBuf },
+    #[error("cannot read master key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write master key file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        // The id is a truncated hash under a fixed label: stable for a key, and useless for
+        // recovering it.
+        let mut labelled = b"socmate master key id v1:".to_vec();
+        labelled.extend_from_slice(&bytes);
+        let id = hex(&digest::digest(&digest::SHA256, &labelled).as_ref()[..8]);
+        Self {
+            id,
+            bytes: secrecy::SecretBox::new(Box::new(bytes)),
+        }
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; KEY_LEN];
+        super::fill_random(&mut bytes);
+        Self::from_bytes(bytes)
+    }
+
+    pub fn from_base64(encoded: &SecretString) -> Result<Self, MasterKeyError> {
+        decode(encoded.expose_secret())
+            .map(Self::from_bytes)
+            .ok_or(MasterKeyError::InvalidEncoding)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub(super) fn expose_bytes(&self) -> &[u8] {
+        self.bytes.expose_secret().as_slice()
+    }
+
+    pub fn to_base64(&self) -> SecretString {
+        SecretString::from(STANDARD.encode(self.expose_bytes()))
+    }
+
+    /// Reads the key file in `data_dir`, if there is one.
+    pub fn read_file(data_dir: &Path) -> Result<Option<(Self, PathBuf)>, MasterKeyError> {
+        let path = data_dir.join(KEY_FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => decode(&text)
+                .map(|bytes| Some((Self::from_bytes(bytes), path.clone())))
+                .ok_or(MasterKeyError::InvalidFile { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(MasterKeyError::Read { path, source }),
+        }
+    }
+
+    /// Generates a key and persists it to `data_dir` with mode 0600. Never overwrites.
+    pub fn generate_into(data_dir: &Path) -> Result<(Self, PathBuf), MasterKeyError> {
+        let key = Self::generate();
+        let path = data_dir.join(KEY_FILE_NAME);
+        write_private_file(&path, key.to_base64().expose_secret().as_bytes()).map_err(
+            |source| MasterKeyError::Write {
+                path: path.clone(),
+                source,
+            },
+        )?;
+        Ok((key, path))
+    }
+}
+
+fn decode(text: &str) -> Option<[u8; KEY_LEN]> {
+    STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
+}
+
+/// Creates `path` readable by its owner only; fails if it already exists.
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_are_stable_and_distinct() {
+        assert_eq!(
+            MasterKey::from_bytes([1; 32]).id(),
+            MasterKey::from_bytes([1; 32]).id()
+        );
+        assert_ne!(
+            MasterKey::from_bytes([1; 32]).id(),
+            MasterKey::from_bytes([2; 32]).id()
+        );
+    }
+
+    #[test]
+    fn rejects_keys_of_the_wrong_length_without_echoing_them() {
+        for bad in ["", "c2hvcnQ=", "not base64 at all!"] {
+            let err = MasterKey::from_base64(&SecretString::from(bad)).unwrap_err();
+            assert!(!err.to_string().contains(bad) || bad.is_empty());
+        }
+        let ok = STANDARD.encode([9u8; 32]);
+        assert!(MasterKey::from_base64(&SecretString::from(ok)).is_ok());
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        let key = MasterKey::from_bytes([0xAB; 32]);
+        let shown = format!("{key:?}");
+        assert!(shown.contains(key.id()));
+        assert!(!shown.contains(&STANDARD.encode([0xAB; 32])));
+        assert!(!shown.contains("171"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn generated_key_file_is_private_and_reads_back() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (key, path) = MasterKey::generate_into(dir.path()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (read, _) = MasterKey::read_file(dir.path()).unwrap().unwrap();
+        assert_eq!(read.id(), key.id());
+        assert!(
+            MasterKey::generate_into(dir.path()).is_err(),
+            "must not overwrite"
+        );
+    }
+}

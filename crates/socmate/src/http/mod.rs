@@ -1,0 +1,8 @@
+//! Web plumbing shared by every capability: the problem+json error type and extractors that
+//! turn malformed input into those errors instead of axum's plain-text rejections.
+
+mod error;
+mod extract;
+
+pub use error::{ApiError, FieldError};
+pub use extract::AppJson;

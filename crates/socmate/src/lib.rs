@@ -1,0 +1,20 @@
+//! SoCMate SIEM gateway.
+//!
+//! Capabilities live in their own modules (`providers`, `sentinel`, `crypto`, `auth`), each
+//! owning its logic and storage; `http` holds the shared web plumbing and `app` wires them into
+//! one router. Handlers stay thin so tests can drive the plain functions underneath.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod id;
+pub mod providers;
+pub mod sentinel;
+pub mod siem;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,254 @@
+//! Provider management logic, independent of HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::model::{
+    ConnectionBody, ConnectionTestResult, HealthStatus, MESSAGE_FAILED, MESSAGE_HEALTHY, Provider,
+    ProviderType, UpdateBody,
+};
+use super::store::{self, NewRow, RowChanges, WriteError};
+use super::validate::{self, Connection};
+use crate::crypto::{Binding, Cipher};
+use crate::http::FieldError;
+use crate::id::ResourceId;
+use crate::sentinel::{Sentinel, SentinelCredentials};
+use crate::siem::{Check, CheckStatus, ConnectionReport, SiemConnector, millis};
+use crate::store::{Db, StoreError};
+
+/// The check reported when a stored secret cannot be decrypted.
+pub const CHECK_CREDENTIALS: &str = "credentials";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("SIEM provider not found")]
+    NotFound,
+    #[error("a live provider is already named '{0}'")]
+    NameTaken(String),
+    #[error("a concurrent change to the providers won; retry the request")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<WriteError> for ProviderError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NotFound => Self::NotFound,
+            WriteError::NameTaken(name) => Self::NameTaken(name),
+            WriteError::Contended => Self::Contended,
+            WriteError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Providers {
+    pub db: Db,
+    pub cipher: Arc<Cipher>,
+    pub sentinel: Arc<Sentinel>,
+    pub test_budget: Duration,
+}
+
+fn secret_binding(id: &str) -> Binding<'_> {
+    Binding {
+        table: "siem_providers",
+        field: "client_secret",
+        row_id: id,
+    }
+}
+
+impl Providers {
+    /// Tests credentials that are not saved; nothing is stored.
+    pub async fn test_credentials(
+        &self,
+        body: ConnectionBody,
+    ) -> Result<ConnectionTestResult, ProviderError> {
+        let connection = validate::connection(body).map_err(ProviderError::Invalid)?;
+        let report = self
+            .connector(connection)
+            .test_connection(self.test_budget)
+            .await;
+        Ok(result(report))
+    }
+
+    pub async fn create(
+        &self,
+        body: ConnectionBody,
+        created_by: &str,
+    ) -> Result<Provider, ProviderError> {
+        let new = validate::new_provider(body).map_err(ProviderError::Invalid)?;
+        let id = ResourceId::generate();
+        let c = &new.connection;
+        let ciphertext = self
+            .cipher
+            .encrypt_secret(&c.client_secret, secret_binding(id.as_str()));
+        let masked = validate::mask_secret(&c.client_secret);
+        let provider = store::insert(
+            &self.db,
+            &NewRow {
+                id: id.as_str(),
+                name: &new.name,
+                provider_type: c.provider_type,
+                workspace_id: &c.workspace_id,
+                tenant_id: &c.tenant_id,
+                client_id: &c.client_id,
+                cloud: c.cloud,
+                client_secret_ciphertext: &ciphertext,
+                client_secret_masked: &masked,
+                created_by,
+            },
+        )
+        .await?;
+        tracing::info!(provider.id = %provider.id, provider.name = %provider.name, is_default = provider.is_default, created_by, "SIEM provider created");
+        Ok(provider)
+    }
+
+    pub async fn list(&self) -> Result<Vec<Provider>, ProviderError> {
+        Ok(store::list_live(&self.db).await?)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Provider, ProviderError> {
+        let id = parse_id(id)?;
+        store::get_live(&self.db, id.as_str())
+            .await?
+            .ok_or(ProviderError::NotFound)
+    }
+
+    pub async fn update(&self, id: &str, body: UpdateBody) -> Result<Provider, ProviderError> {
+        let id = parse_id(id)?;
+        let changes = validate::changes(body).map_err(ProviderError::Invalid)?;
+        let before = store::get_live(&self.db, id.as_str())
+            .await?
+            .ok_or(ProviderError::NotFound)?;
+        let secret = changes.client_secret.as_ref().map(|secret| {
+            (
+                self.cipher
+                    .encrypt_secret(secret, secret_binding(id.as_str())),
+                validate::mask_secret(secret),
+            )
+        });
+        let provider = store::update(
+            &self.db,
+            id.as_str(),
+            &RowChanges {
+                name: changes.name.as_deref(),
+                workspace_id: changes.workspace_id.as_deref(),
+                tenant_id: changes.tenant_id.as_deref(),
+                client_id: changes.client_id.as_deref(),
+                cloud: changes.cloud,
+                secret: secret.as_ref().map(|(c, m)| (c.as_str(), m.as_str())),
+                reset_health: changes.touches_connection(),
+            },
+        )
+        .await?;
+        if changes.touches_connection() {
+            self.sentinel
+                .forget_credentials(&before.tenant_id, &before.client_id);
+        }
+        tracing::info!(provider.id = %provider.id, secret_rotated = changes.client_secret.is_some(), "SIEM provider updated");
+        Ok(provider)
+    }
+
+    pub async fn set_default(&self, id: &str) -> Result<Provider, ProviderError> {
+        let id = parse_id(id)?;
+        let provider = store::set_default(&self.db, id.as_str()).await?;
+        tracing::info!(provider.id = %provider.id, "SIEM provider set as default");
+        Ok(provider)
+    }
+
+    /// Soft-deletes a provider; also says whether it was the default (which leaves none).
+    pub async fn delete(&self, id: &str) -> Result<(Provider, bool), ProviderError> {
+        let id = parse_id(id)?;
+        let (provider, was_default) = store::soft_delete(&self.db, id.as_str()).await?;
+        self.sentinel
+            .forget_credentials(&provider.tenant_id, &provider.client_id);
+        tracing::info!(provider.id = %provider.id, was_default, "SIEM provider deleted");
+        Ok((provider, was_default))
+    }
+
+    /// Tests a saved provider and records the outcome as its health.
+    pub async fn test_saved(&self, id: &str) -> Result<ConnectionTestResult, ProviderError> {
+        let id = parse_id(id)?;
+        let (provider, ciphertext) = store::get_live_with_secret(&self.db, id.as_str())
+            .await?
+            .ok_or(ProviderError::NotFound)?;
+        let report = match self
+            .cipher
+            .decrypt_secret(&ciphertext, secret_binding(id.as_str()))
+        {
+            Ok(secret) => {
+                let connector = self.connector(Connection {
+                    provider_type: provider.provider_type,
+                    workspace_id: provider.workspace_id.clone(),
+                    tenant_id: provider.tenant_id.clone(),
+                    client_id: provider.client_id.clone(),
+                    client_secret: secret,
+                    cloud: provider.cloud,
+                });
+                connector.test_connection(self.test_budget).await
+            }
+            Err(e) => {
+                tracing::error!(provider.id = %provider.id, error = %e, code = "credential_unreadable", "stored client secret cannot be decrypted");
+                unreadable_credentials_report()
+            }
+        };
+        let result = result(report);
+        store::record_health(&self.db, id.as_str(), result.status).await?;
+        Ok(result)
+    }
+
+    fn connector(&self, connection: Connection) -> Box<dyn SiemConnector> {
+        match connection.provider_type {
+            ProviderType::Sentinel => Box::new(self.sentinel.connect(SentinelCredentials {
+                tenant_id: connection.tenant_id,
+                client_id: connection.client_id,
+                client_secret: connection.client_secret,
+                workspace_id: connection.workspace_id,
+                cloud: connection.cloud,
+            })),
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<ResourceId, ProviderError> {
+    ResourceId::parse(raw).ok_or(ProviderError::NotFound)
+}
+
+fn unreadable_credentials_report() -> ConnectionReport {
+    ConnectionReport {
+        checks: vec![Check {
+            name: CHECK_CREDENTIALS,
+            status: CheckStatus::Failed,
+            latency_ms: 0.0,
+            code: Some("credential_unreadable"),
+            hint: Some(
+                "The stored client secret cannot be decrypted with the configured master key \
+                 (wrong key, or the stored value was altered). Enter the secret again with \
+                 PATCH (client_secret) to re-encrypt it."
+                    .to_owned(),
+            ),
+        }],
+        latency: Duration::ZERO,
+    }
+}
+
+fn result(report: ConnectionReport) -> ConnectionTestResult {
+    let healthy = report.healthy();
+    ConnectionTestResult {
+        status: if healthy {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Error
+        },
+        message: if healthy {
+            MESSAGE_HEALTHY
+        } else {
+            MESSAGE_FAILED
+        },
+        latency_ms: millis(report.latency),
+        checks: report.checks,
+    }
+}

@@ -1,0 +1,367 @@
+//! Provider rows. The "one live default" and "unique live name" rules are partial unique
+//! indexes; the code here only decides what to do when a racing writer trips one of them.
+
+use chrono::{DateTime, Utc};
+
+use super::model::{HealthStatus, Provider, ProviderStatus, ProviderType};
+use crate::sentinel::cloud::AzureCloud;
+use crate::store::{Db, StoreError, in_write_tx, with_db};
+
+/// The columns of [`ProviderRow`], as a macro so queries stay `&'static str` (sqlx refuses
+/// dynamically built SQL).
+macro_rules! columns {
+    () => {
+        "id, name, provider_type, status, workspace_id, tenant_id, client_id, cloud, \
+         client_secret_masked, is_default, last_health_check, last_health_status, created_by, \
+         created_at, updated_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct ProviderRow {
+    id: String,
+    name: String,
+    provider_type: String,
+    status: String,
+    workspace_id: String,
+    tenant_id: String,
+    client_id: String,
+    cloud: String,
+    client_secret_masked: String,
+    is_default: bool,
+    last_health_check: Option<DateTime<Utc>>,
+    last_health_status: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ProviderRow> for Provider {
+    type Error = StoreError;
+
+    fn try_from(row: ProviderRow) -> Result<Self, StoreError> {
+        let corrupt = |column: &str, value: &str| {
+            StoreError::Corrupt(format!(
+                "siem_providers.{column} of {} holds '{value}'",
+                row.id
+            ))
+        };
+        Ok(Provider {
+            provider_type: ProviderType::parse(&row.provider_type)
+                .ok_or_else(|| corrupt("provider_type", &row.provider_type))?,
+            status: ProviderStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("status", &row.status))?,
+            cloud: AzureCloud::parse(&row.cloud).ok_or_else(|| corrupt("cloud", &row.cloud))?,
+            last_health_status: match row.last_health_status.as_deref() {
+                None => None,
+                Some(s) => {
+                    Some(HealthStatus::parse(s).ok_or_else(|| corrupt("last_health_status", s))?)
+                }
+            },
+            id: row.id,
+            name: row.name,
+            workspace_id: row.workspace_id,
+            tenant_id: row.tenant_id,
+            client_id: row.client_id,
+            client_secret_masked: row.client_secret_masked,
+            is_default: row.is_default,
+            last_health_check: row.last_health_check,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// Advisory lock serialising provider writes on PostgreSQL (the rules they protect — one default,
+/// unique live names — span rows, and writes are rare enough that one lane costs nothing).
+const PROVIDER_WRITES: Option<i64> = Some(0x50C_0001);
+
+const NAME_TAKEN: &str =
+    "SELECT id FROM siem_providers WHERE name = $1 AND deleted_at IS NULL AND id <> $2";
+
+/// A provider row ready to insert, secret already encrypted for its id.
+pub struct NewRow<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub provider_type: ProviderType,
+    pub workspace_id: &'a str,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub cloud: AzureCloud,
+    pub client_secret_ciphertext: &'a str,
+    pub client_secret_masked: &'a str,
+    pub created_by: &'a str,
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("no live provider has this id")]
+    NotFound,
+    #[error("a live provider is already named '{0}'")]
+    NameTaken(String),
+    #[error("a concurrent change won; retry")]
+    Contended,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+/// Runs a write transaction, retrying once when a racing writer trips a unique index (on
+/// PostgreSQL a statement's snapshot can miss a row committed a moment earlier).
+async fn retry_once_on_race<T, F, Fut>(mut attempt: F) -> Result<T, WriteError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, WriteError>>,
+{
+    match attempt().await {
+        Err(WriteError::Store(StoreError::UniqueViolation)) => match attempt().await {
+            Err(WriteError::Store(StoreError::UniqueViolation)) => Err(WriteError::Contended),
+            other => other,
+        },
+        other => other,
+    }
+}
+
+/// Inserts a provider; the first live provider becomes the default.
+pub async fn insert(db: &Db, row: &NewRow<'_>) -> Result<Provider, WriteError> {
+    let now = Utc::now();
+    retry_once_on_race(|| async {
+        in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
+            let taken: Option<(String,)> = sqlx::query_as(NAME_TAKEN)
+                .bind(row.name)
+                .bind(row.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if taken.is_some() {
+                return Err(WriteError::NameTaken(row.name.to_owned()));
+            }
+            let sql = concat!("INSERT INTO siem_providers (id, name, provider_type, status, workspace_id, \
+                 tenant_id, client_id, cloud, client_secret_ciphertext, client_secret_masked, \
+                 is_default, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, \
+                 NOT EXISTS (SELECT 1 FROM siem_providers WHERE is_default AND deleted_at IS NULL), \
+                 $10, $11, $11) RETURNING ", columns!(), "");
+            let inserted: ProviderRow = sqlx::query_as(sql)
+                .bind(row.id)
+                .bind(row.name)
+                .bind(row.provider_type.as_str())
+                .bind(row.workspace_id)
+                .bind(row.tenant_id)
+                .bind(row.client_id)
+                .bind(row.cloud.as_str())
+                .bind(row.client_secret_ciphertext)
+                .bind(row.client_secret_masked)
+                .bind(row.created_by)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok::<_, WriteError>(Provider::try_from(inserted)?)
+        })
+    })
+    .await
+}
+
+pub async fn list_live(db: &Db) -> Result<Vec<Provider>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM siem_providers WHERE deleted_at IS NULL ORDER BY created_at, id"
+    );
+    let rows: Vec<ProviderRow> = with_db!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+    rows.into_iter().map(Provider::try_from).collect()
+}
+
+pub async fn get_live(db: &Db, id: &str) -> Result<Option<Provider>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM siem_providers WHERE id = $1 AND deleted_at IS NULL"
+    );
+    let row: Option<ProviderRow> = with_db!(db, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    row.map(Provider::try_from).transpose()
+}
+
+/// A live provider with its encrypted secret, for the code paths that must connect.
+pub async fn get_live_with_secret(
+    db: &Db,
+    id: &str,
+) -> Result<Option<(Provider, String)>, StoreError> {
+    let Some(provider) = get_live(db, id).await? else {
+        return Ok(None);
+    };
+    let sql =
+        "SELECT client_secret_ciphertext FROM siem_providers WHERE id = $1 AND deleted_at IS NULL";
+    let ciphertext: Option<(Option<String>,)> = with_db!(db, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+    Ok(ciphertext.and_then(|(c,)| c).map(|c| (provider, c)))
+}
+
+/// New values for a PATCH. `None` keeps the current value.
+pub struct RowChanges<'a> {
+    pub name: Option<&'a str>,
+    pub workspace_id: Option<&'a str>,
+    pub tenant_id: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub cloud: Option<AzureCloud>,
+    pub secret: Option<(&'a str, &'a str)>,
+    /// Changing where or as whom SoCMate connects resets health to never-checked.
+    pub reset_health: bool,
+}
+
+pub async fn update(db: &Db, id: &str, changes: &RowChanges<'_>) -> Result<Provider, WriteError> {
+    let now = Utc::now();
+    retry_once_on_race(|| async {
+        in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
+            let live: Option<(String,)> = sqlx::query_as(
+                "SELECT id FROM siem_providers WHERE id = $1 AND deleted_at IS NULL",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.is_none() {
+                return Err(WriteError::NotFound);
+            }
+            if let Some(name) = changes.name {
+                let taken: Option<(String,)> = sqlx::query_as(NAME_TAKEN)
+                    .bind(name)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if taken.is_some() {
+                    return Err(WriteError::NameTaken(name.to_owned()));
+                }
+            }
+            let (ciphertext, masked) = changes.secret.unzip();
+            let sql = concat!(
+                "UPDATE siem_providers SET \
+                 name = COALESCE($2, name), \
+                 workspace_id = COALESCE($3, workspace_id), \
+                 tenant_id = COALESCE($4, tenant_id), \
+                 client_id = COALESCE($5, client_id), \
+                 cloud = COALESCE($6, cloud), \
+                 client_secret_ciphertext = COALESCE($7, client_secret_ciphertext), \
+                 client_secret_masked = COALESCE($8, client_secret_masked), \
+                 status = CASE WHEN $9 THEN 'active' ELSE status END, \
+                 last_health_check = CASE WHEN $9 THEN NULL ELSE last_health_check END, \
+                 last_health_status = CASE WHEN $9 THEN NULL ELSE last_health_status END, \
+                 updated_at = $10 \
+                 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+                columns!(),
+                ""
+            );
+            let row: ProviderRow = sqlx::query_as(sql)
+                .bind(id)
+                .bind(changes.name)
+                .bind(changes.workspace_id)
+                .bind(changes.tenant_id)
+                .bind(changes.client_id)
+                .bind(changes.cloud.map(AzureCloud::as_str))
+                .bind(ciphertext)
+                .bind(masked)
+                .bind(changes.reset_health)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            Ok::<_, WriteError>(Provider::try_from(row)?)
+        })
+    })
+    .await
+}
+
+/// Makes `id` the one default: the old default is cleared first, in the same transaction, so
+/// the unique index never sees two.
+pub async fn set_default(db: &Db, id: &str) -> Result<Provider, WriteError> {
+    let now = Utc::now();
+    retry_once_on_race(|| async {
+        in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
+            sqlx::query(
+                "UPDATE siem_providers SET is_default = FALSE, updated_at = $2 \
+                 WHERE is_default AND deleted_at IS NULL AND id <> $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let sql = concat!("UPDATE siem_providers SET updated_at = CASE WHEN is_default THEN updated_at ELSE $2 END, \
+                 is_default = TRUE WHERE id = $1 AND deleted_at IS NULL RETURNING ", columns!(), "");
+            let row: Option<ProviderRow> =
+                sqlx::query_as(sql).bind(id).bind(now).fetch_optional(&mut *tx).await?;
+            match row {
+                Some(row) => Ok(Provider::try_from(row)?),
+                None => Err(WriteError::NotFound),
+            }
+        })
+    })
+    .await
+}
+
+/// Soft delete: the row stays for audit, its secret is destroyed, and it stops being default.
+/// Also returns whether it was the default.
+pub async fn soft_delete(db: &Db, id: &str) -> Result<(Provider, bool), WriteError> {
+    let now = Utc::now();
+    let sql = concat!(
+        "UPDATE siem_providers SET status = 'inactive', is_default = FALSE, \
+         client_secret_ciphertext = NULL, deleted_at = $2, updated_at = $2 \
+         WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+        columns!(),
+        ""
+    );
+    in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
+        let was_default: Option<(bool,)> = sqlx::query_as(
+            "SELECT is_default FROM siem_providers WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((was_default,)) = was_default else {
+            return Err(WriteError::NotFound);
+        };
+        let row: ProviderRow = sqlx::query_as(sql)
+            .bind(id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok((Provider::try_from(row)?, was_default))
+    })
+}
+
+/// Records a health check on a live provider: `active` when healthy, `error` otherwise.
+pub async fn record_health(
+    db: &Db,
+    id: &str,
+    health: HealthStatus,
+) -> Result<Option<Provider>, StoreError> {
+    let now = Utc::now();
+    let status = match health {
+        HealthStatus::Healthy => ProviderStatus::Active,
+        HealthStatus::Error => ProviderStatus::Error,
+    };
+    let sql = concat!(
+        "UPDATE siem_providers SET status = $2, last_health_check = $3, last_health_status = $4, \
+         updated_at = $3 WHERE id = $1 AND deleted_at IS NULL RETURNING ",
+        columns!(),
+        ""
+    );
+    let row: Option<ProviderRow> = with_db!(db, |pool| {
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(status.as_str())
+            .bind(now)
+            .bind(health.as_str())
+            .fetch_optional(pool)
+            .await?
+    });
+    row.map(Provider::try_from).transpose()
+}

@@ -1,0 +1,201 @@
+//! Turning Azure's failures into a stable code and a hint an admin can act on.
+//!
+//! Codes are matched on AADSTS numbers and error `code`s, never on message text (Microsoft
+//! rewords messages). Hints name the portal field to check; they never repeat a secret.
+
+use super::outbound::{ErrorEnvelope, SendError};
+use super::token::TokenError;
+
+pub struct Diagnosis {
+    pub code: &'static str,
+    pub hint: String,
+}
+
+fn diagnosis(code: &'static str, hint: impl Into<String>) -> Diagnosis {
+    Diagnosis {
+        code,
+        hint: hint.into(),
+    }
+}
+
+pub fn send_failure(error: &SendError, host: &str, budget_secs: f64) -> Diagnosis {
+    match error {
+        SendError::Timeout => diagnosis(
+            "timeout",
+            format!(
+                "{host} did not answer within the {budget_secs:.1} s test budget. Check that \
+                 SoCMate can reach it (proxy, firewall, DNS) and the Azure status page."
+            ),
+        ),
+        SendError::Unreachable(_) => diagnosis(
+            "unreachable",
+            format!(
+                "SoCMate could not connect to {host}. Check outbound network access (proxy, \
+                 firewall, DNS) from the SoCMate host."
+            ),
+        ),
+    }
+}
+
+pub fn token_failure(
+    error: &TokenError,
+    tenant_id: &str,
+    client_id: &str,
+    host: &str,
+    budget_secs: f64,
+) -> Diagnosis {
+    match error {
+        TokenError::Send(e) => send_failure(e, host, budget_secs),
+        TokenError::UnexpectedResponse { status } => diagnosis(
+            "token_endpoint_unavailable",
+            format!(
+                "Entra ID answered HTTP {status} without a token. Retry later; if it persists, check the Azure status page."
+            ),
+        ),
+        TokenError::Rejected { aadsts, error, .. } => match aadsts {
+            Some(90002) => diagnosis(
+                "tenant_not_found",
+                format!(
+                    "Tenant '{tenant_id}' was not found. Check tenant_id (Azure Portal > Azure \
+                     Active Directory > Properties > Tenant ID) and that the provider's cloud \
+                     matches the tenant's cloud."
+                ),
+            ),
+            Some(900023) => diagnosis(
+                "tenant_invalid",
+                "tenant_id is neither a tenant GUID nor a verified domain. Copy it from Azure Portal > Azure Active Directory > Properties > Tenant ID.",
+            ),
+            Some(700016) => diagnosis(
+                "client_not_found",
+                format!(
+                    "No application with client ID '{client_id}' exists in tenant \
+                     '{tenant_id}'. Check client_id (Azure Portal > App Registrations > Your app \
+                     > Application (client) ID) and that the app is registered in this tenant."
+                ),
+            ),
+            Some(7000215) => diagnosis(
+                "invalid_client_secret",
+                "The client secret is wrong. Paste the secret's Value, not its Secret ID (Azure Portal > App Registrations > Your app > Certificates & secrets).",
+            ),
+            Some(7000222) => diagnosis(
+                "client_secret_expired",
+                "The client secret has expired. Create a new secret under Azure Portal > App Registrations > Your app > Certificates & secrets, then rotate it here.",
+            ),
+            Some(7000218) | Some(90014) => diagnosis(
+                "client_secret_missing",
+                "Entra ID received no client secret. Enter the secret's Value from Certificates & secrets.",
+            ),
+            Some(70011) | Some(1002012) => diagnosis(
+                "invalid_scope",
+                "Entra ID rejected the requested API scope. Check that the provider's cloud matches the tenant's cloud.",
+            ),
+            Some(500011) => diagnosis(
+                "resource_not_in_tenant",
+                "The Log Analytics or Microsoft Graph service principal is missing from the tenant. Grant the app's API permissions with admin consent.",
+            ),
+            Some(code) => diagnosis(
+                "token_request_rejected",
+                format!(
+                    "Entra ID refused the token request with AADSTS{code} ({error}). Look the code up at https://login.microsoftonline.com/error?code={code}."
+                ),
+            ),
+            None => diagnosis(
+                "token_request_rejected",
+                format!("Entra ID refused the token request ({error})."),
+            ),
+        },
+    }
+}
+
+/// A non-success answer from the Log Analytics query API.
+pub fn log_analytics_failure(
+    status: u16,
+    envelope: &ErrorEnvelope,
+    workspace_id: &str,
+) -> Diagnosis {
+    let codes = envelope.codes();
+    let has = |c: &str| codes.contains(&c);
+    match status {
+        404 => diagnosis(
+            "workspace_not_found",
+            format!(
+                "No Log Analytics workspace with ID '{workspace_id}' is visible to this app. Use \
+                 the Workspace ID GUID (Azure Portal > Log Analytics workspace > Properties > \
+                 Workspace ID), not the workspace name or resource ID."
+            ),
+        ),
+        403 if has("InvalidAuthenticationTokenAudience") => diagnosis(
+            "token_audience_mismatch",
+            "Log Analytics rejected the token's audience. Check that the provider's cloud matches the workspace's cloud.",
+        ),
+        401 | 403 if has("InvalidAuthenticationToken") || has("AuthenticationFailed") => diagnosis(
+            "token_rejected",
+            "Log Analytics rejected the access token. Check that the provider's cloud matches the workspace's cloud.",
+        ),
+        403 => diagnosis(
+            "log_analytics_access_denied",
+            format!(
+                "The app may not query workspace '{workspace_id}'. Grant it the Log Analytics API \
+                 > Data.Read application permission with admin consent, and the Log Analytics \
+                 Reader role on the workspace (role assignments can take up to an hour to apply)."
+            ),
+        ),
+        _ => upstream_status(status, "Log Analytics"),
+    }
+}
+
+/// A non-success answer from a Microsoft Graph security API.
+pub fn graph_failure(status: u16, envelope: &ErrorEnvelope, required_role: &str) -> Diagnosis {
+    match status {
+        403 => {
+            let granted = envelope
+                .error
+                .message
+                .rsplit_once("application roles:")
+                .map(|(_, roles)| roles.trim().trim_end_matches('.').trim())
+                .filter(|roles| !roles.is_empty())
+                .unwrap_or("none");
+            diagnosis(
+                "missing_permission",
+                format!(
+                    "The app lacks Microsoft Graph > {required_role}. Add it as an Application \
+                     permission (not Delegated) and grant admin consent for the tenant. Roles \
+                     the app has now: {granted}."
+                ),
+            )
+        }
+        401 => diagnosis(
+            "token_rejected",
+            "Microsoft Graph rejected the access token. Check that the provider's cloud matches the tenant's cloud.",
+        ),
+        _ => upstream_status(status, "Microsoft Graph"),
+    }
+}
+
+pub fn unexpected_body(service: &str) -> Diagnosis {
+    diagnosis(
+        "unexpected_response",
+        format!(
+            "{service} answered with a body SoCMate could not read. Retry; if it persists, check the endpoint configuration."
+        ),
+    )
+}
+
+fn upstream_status(status: u16, service: &str) -> Diagnosis {
+    match status {
+        429 => diagnosis(
+            "throttled",
+            format!("{service} is throttling this app. Wait a minute and test again."),
+        ),
+        500..=599 => diagnosis(
+            "upstream_unavailable",
+            format!(
+                "{service} answered HTTP {status}. Retry later; if it persists, check the Azure status page."
+            ),
+        ),
+        _ => diagnosis(
+            "unexpected_response",
+            format!("{service} answered HTTP {status} to a probe that should succeed."),
+        ),
+    }
+}

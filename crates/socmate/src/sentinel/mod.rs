@@ -1,0 +1,410 @@
+//! Microsoft Sentinel: Entra ID tokens, the Log Analytics query API and the Graph security
+//! APIs, behind [`SiemConnector`].
+//!
+//! The connection test proves each capability SoCMate needs separately — a token, a query on
+//! the workspace (Data.Read + workspace RBAC), reading incidents (SecurityIncident.Read.All) and
+//! alerts (SecurityAlert.Read.All) — so a failure names the step and the missing permission.
+
+pub mod cloud;
+mod diagnose;
+mod outbound;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::time::Instant;
+use url::Url;
+
+use self::cloud::{AzureCloud, EndpointOverrides, Endpoints, join_segments};
+use self::diagnose::Diagnosis;
+use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
+use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
+use crate::siem::{BoxFuture, Check, ConnectionReport, SiemConnector};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A ceiling for any single outbound request; callers pass tighter deadlines.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(660);
+/// A table-free probe: proves token, RBAC and workspace id without depending on any data.
+const PROBE_QUERY: &str = "print ok=1";
+
+pub const CHECK_TOKEN: &str = "token";
+pub const CHECK_LOG_ANALYTICS: &str = "log_analytics";
+pub const CHECK_INCIDENTS: &str = "incidents";
+pub const CHECK_ALERTS: &str = "alerts";
+
+/// The credentials and location of one Sentinel workspace.
+pub struct SentinelCredentials {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub workspace_id: String,
+    pub cloud: AzureCloud,
+}
+
+/// Process-wide Sentinel plumbing: one HTTP client, the endpoints, the token cache.
+pub struct Sentinel {
+    http: reqwest::Client,
+    overrides: EndpointOverrides,
+    tokens: TokenCache,
+}
+
+impl Sentinel {
+    pub fn new(overrides: EndpointOverrides) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            // A redirect could carry a bearer token or a secret to another host: never follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("socmate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            overrides,
+            tokens: TokenCache::default(),
+        })
+    }
+
+    pub fn connect(self: &Arc<Self>, credentials: SentinelCredentials) -> SentinelConnection {
+        SentinelConnection {
+            endpoints: self.overrides.resolve(credentials.cloud),
+            sentinel: Arc::clone(self),
+            credentials,
+        }
+    }
+
+    /// Forgets cached tokens of an app registration whose secret changed or was deleted.
+    pub fn forget_credentials(&self, tenant_id: &str, client_id: &str) {
+        self.tokens.forget(tenant_id, client_id);
+    }
+
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+pub struct SentinelConnection {
+    sentinel: Arc<Sentinel>,
+    credentials: SentinelCredentials,
+    endpoints: Endpoints,
+}
+
+impl SiemConnector for SentinelConnection {
+    fn test_connection(&self, budget: Duration) -> BoxFuture<'_, ConnectionReport> {
+        Box::pin(self.run_connection_test(budget))
+    }
+}
+
+impl SentinelConnection {
+    async fn token(
+        &self,
+        scope: &str,
+        freshness: Freshness,
+        deadline: Instant,
+    ) -> Result<SecretString, TokenError> {
+        let request = TokenRequest {
+            authority_host: &self.endpoints.authority_host,
+            tenant_id: &self.credentials.tenant_id,
+            client_id: &self.credentials.client_id,
+            client_secret: &self.credentials.client_secret,
+            scope,
+        };
+        self.sentinel
+            .tokens
+            .token(&self.sentinel.http, &request, freshness, deadline)
+            .await
+    }
+
+    async fn run_connection_test(&self, budget: Duration) -> ConnectionReport {
+        let started = Instant::now();
+        let deadline = started + budget;
+        let budget_secs = budget.as_secs_f64();
+
+        let la_token = self
+            .token(
+                &self.endpoints.log_analytics_scope,
+                Freshness::Fresh,
+                deadline,
+            )
+            .await;
+        let token_check = match &la_token {
+            Ok(_) => Check::passed(CHECK_TOKEN, started.elapsed()),
+            Err(e) => {
+                let d = diagnose::token_failure(
+                    e,
+                    &self.credentials.tenant_id,
+                    &self.credentials.client_id,
+                    host(&self.endpoints.authority_host),
+                    budget_secs,
+                );
+                self.log_failure(CHECK_TOKEN, &d, e.aadsts(), e.correlation_id(), Some(e));
+                Check::failed(CHECK_TOKEN, started.elapsed(), d.code, d.hint)
+            }
+        };
+        let Ok(la_token) = la_token else {
+            let because = "no token could be obtained";
+            return ConnectionReport {
+                checks: vec![
+                    token_check,
+                    Check::skipped(CHECK_LOG_ANALYTICS, because),
+                    Check::skipped(CHECK_INCIDENTS, because),
+                    Check::skipped(CHECK_ALERTS, because),
+                ],
+                latency: started.elapsed(),
+            };
+        };
+
+        let (la_check, graph_checks) = tokio::join!(
+            self.check_log_analytics(&la_token, deadline, budget_secs),
+            self.check_graph(deadline, budget_secs),
+        );
+        let mut checks = vec![token_check, la_check];
+        checks.extend(graph_checks);
+        ConnectionReport {
+            checks,
+            latency: started.elapsed(),
+        }
+    }
+
+    async fn check_log_analytics(
+        &self,
+        token: &SecretString,
+        deadline: Instant,
+        budget_secs: f64,
+    ) -> Check {
+        let started = Instant::now();
+        let url = join_segments(
+            &self.endpoints.log_analytics,
+            &["v1", "workspaces", &self.credentials.workspace_id, "query"],
+        );
+        let wait = budget_secs.ceil().max(1.0);
+        let body = serde_json::json!({"query": PROBE_QUERY, "timespan": "PT5M"});
+        let outcome = send_once_retrying(
+            || {
+                self.sentinel
+                    .http
+                    .post(url.clone())
+                    .bearer_auth(token.expose_secret())
+                    .header("Prefer", format!("wait={wait}"))
+                    .json(&body)
+            },
+            deadline,
+        )
+        .await;
+        let response = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                return self.send_failed(
+                    CHECK_LOG_ANALYTICS,
+                    started,
+                    &e,
+                    &self.endpoints.log_analytics,
+                    budget_secs,
+                );
+            }
+        };
+        let status = response.status();
+        let body = match read_body(response, deadline).await {
+            Ok(b) => b,
+            Err(e) => {
+                return self.send_failed(
+                    CHECK_LOG_ANALYTICS,
+                    started,
+                    &e,
+                    &self.endpoints.log_analytics,
+                    budget_secs,
+                );
+            }
+        };
+        let diagnosis = match status {
+            // 204: a workspace without data still proves access.
+            StatusCode::NO_CONTENT => return Check::passed(CHECK_LOG_ANALYTICS, started.elapsed()),
+            StatusCode::OK => {
+                // An empty or unreadable 200 is Log Analytics' answer to a malformed request.
+                let readable = serde_json::from_slice::<serde_json::Value>(&body)
+                    .is_ok_and(|v| v.get("tables").is_some_and(|t| t.is_array()));
+                if readable {
+                    return Check::passed(CHECK_LOG_ANALYTICS, started.elapsed());
+                }
+                (
+                    diagnose::unexpected_body("Log Analytics"),
+                    ErrorEnvelope::default(),
+                )
+            }
+            _ => {
+                let envelope = ErrorEnvelope::parse(&body);
+                (
+                    diagnose::log_analytics_failure(
+                        status.as_u16(),
+                        &envelope,
+                        &self.credentials.workspace_id,
+                    ),
+                    envelope,
+                )
+            }
+        };
+        let (d, envelope) = diagnosis;
+        self.log_upstream_failure(CHECK_LOG_ANALYTICS, &d, status, &envelope);
+        Check::failed(CHECK_LOG_ANALYTICS, started.elapsed(), d.code, d.hint)
+    }
+
+    async fn check_graph(&self, deadline: Instant, budget_secs: f64) -> Vec<Check> {
+        let started = Instant::now();
+        let token = match self
+            .token(&self.endpoints.graph_scope, Freshness::Fresh, deadline)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                let d = diagnose::token_failure(
+                    &e,
+                    &self.credentials.tenant_id,
+                    &self.credentials.client_id,
+                    host(&self.endpoints.authority_host),
+                    budget_secs,
+                );
+                self.log_failure(
+                    CHECK_INCIDENTS,
+                    &d,
+                    e.aadsts(),
+                    e.correlation_id(),
+                    Some(&e),
+                );
+                return vec![
+                    Check::failed(CHECK_INCIDENTS, started.elapsed(), d.code, d.hint),
+                    Check::skipped(CHECK_ALERTS, "no Microsoft Graph token could be obtained"),
+                ];
+            }
+        };
+        let (incidents, alerts) = tokio::join!(
+            self.probe_graph(
+                CHECK_INCIDENTS,
+                "incidents",
+                "SecurityIncident.Read.All",
+                &token,
+                deadline,
+                budget_secs
+            ),
+            self.probe_graph(
+                CHECK_ALERTS,
+                "alerts_v2",
+                "SecurityAlert.Read.All",
+                &token,
+                deadline,
+                budget_secs
+            ),
+        );
+        vec![incidents, alerts]
+    }
+
+    async fn probe_graph(
+        &self,
+        check: &'static str,
+        collection: &str,
+        required_role: &str,
+        token: &SecretString,
+        deadline: Instant,
+        budget_secs: f64,
+    ) -> Check {
+        let started = Instant::now();
+        let url = join_segments(&self.endpoints.graph, &["v1.0", "security", collection]);
+        let outcome = send_once_retrying(
+            || {
+                self.sentinel
+                    .http
+                    .get(url.clone())
+                    .query(&[("$top", "1")])
+                    .bearer_auth(token.expose_secret())
+            },
+            deadline,
+        )
+        .await;
+        let response = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                return self.send_failed(check, started, &e, &self.endpoints.graph, budget_secs);
+            }
+        };
+        let status = response.status();
+        let body = match read_body(response, deadline).await {
+            Ok(b) => b,
+            Err(e) => {
+                return self.send_failed(check, started, &e, &self.endpoints.graph, budget_secs);
+            }
+        };
+        if status == StatusCode::OK {
+            let readable = serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get("value").is_some_and(|t| t.is_array()));
+            if readable {
+                return Check::passed(check, started.elapsed());
+            }
+            let d = diagnose::unexpected_body("Microsoft Graph");
+            self.log_upstream_failure(check, &d, status, &ErrorEnvelope::default());
+            return Check::failed(check, started.elapsed(), d.code, d.hint);
+        }
+        let envelope = ErrorEnvelope::parse(&body);
+        let d = diagnose::graph_failure(status.as_u16(), &envelope, required_role);
+        self.log_upstream_failure(check, &d, status, &envelope);
+        Check::failed(check, started.elapsed(), d.code, d.hint)
+    }
+
+    fn send_failed(
+        &self,
+        check: &'static str,
+        started: Instant,
+        error: &outbound::SendError,
+        endpoint: &Url,
+        budget_secs: f64,
+    ) -> Check {
+        let d = diagnose::send_failure(error, host(endpoint), budget_secs);
+        self.log_failure(check, &d, None, None, Some(error));
+        Check::failed(check, started.elapsed(), d.code, d.hint)
+    }
+
+    fn log_upstream_failure(
+        &self,
+        check: &str,
+        d: &Diagnosis,
+        status: StatusCode,
+        envelope: &ErrorEnvelope,
+    ) {
+        tracing::warn!(
+            check,
+            code = d.code,
+            http_status = status.as_u16(),
+            upstream_codes = %envelope.codes().join(" > "),
+            correlation_id = envelope.trace_id().unwrap_or(""),
+            tenant_id = %self.credentials.tenant_id,
+            client_id = %self.credentials.client_id,
+            workspace_id = %self.credentials.workspace_id,
+            "Sentinel connection check failed"
+        );
+    }
+
+    fn log_failure(
+        &self,
+        check: &str,
+        d: &Diagnosis,
+        aadsts: Option<u64>,
+        correlation_id: Option<&str>,
+        cause: Option<&dyn std::error::Error>,
+    ) {
+        tracing::warn!(
+            check,
+            code = d.code,
+            aadsts = aadsts.map(|c| format!("AADSTS{c}")).unwrap_or_default(),
+            correlation_id = correlation_id.unwrap_or(""),
+            cause = cause.map(|c| c.to_string()).unwrap_or_default(),
+            tenant_id = %self.credentials.tenant_id,
+            client_id = %self.credentials.client_id,
+            workspace_id = %self.credentials.workspace_id,
+            "Sentinel connection check failed"
+        );
+    }
+}
+
+fn host(url: &Url) -> &str {
+    url.host_str().unwrap_or("the Azure endpoint")
+}

@@ -1,0 +1,138 @@
+//! Sending one request to Azure within a deadline, with at most one retry on the interactive
+//! path, and reading Azure's error envelopes.
+
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+/// Why an outbound call produced no usable HTTP response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no answer before the deadline")]
+    Timeout,
+    #[error("could not reach the endpoint: {0}")]
+    Unreachable(String),
+}
+
+/// The longest `Retry-After` the interactive path is willing to wait before its one retry.
+const MAX_INTERACTIVE_RETRY_WAIT: Duration = Duration::from_secs(2);
+
+/// Sends the request built by `build`, retrying once on 429/5xx when the deadline allows.
+pub async fn send_once_retrying(
+    build: impl Fn() -> RequestBuilder,
+    deadline: Instant,
+) -> Result<Response, SendError> {
+    let response = send(build(), deadline).await?;
+    let status = response.status();
+    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+        return Ok(response);
+    }
+    let wait = retry_after(&response)
+        .unwrap_or(Duration::from_millis(200))
+        .min(MAX_INTERACTIVE_RETRY_WAIT);
+    if Instant::now() + wait >= deadline {
+        return Ok(response);
+    }
+    tokio::time::sleep(wait).await;
+    send(build(), deadline).await
+}
+
+async fn send(request: RequestBuilder, deadline: Instant) -> Result<Response, SendError> {
+    match tokio::time::timeout_at(deadline, request.send()).await {
+        Err(_) => Err(SendError::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(SendError::Timeout),
+        // reqwest's error text names the URL (hosts and ids, never secrets) and the cause.
+        Ok(Err(e)) => Err(SendError::Unreachable(error_chain(&e))),
+        Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// Reads a whole body before the deadline.
+pub async fn read_body(response: Response, deadline: Instant) -> Result<Vec<u8>, SendError> {
+    match tokio::time::timeout_at(deadline, response.bytes()).await {
+        Err(_) => Err(SendError::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(SendError::Timeout),
+        Ok(Err(e)) => Err(SendError::Unreachable(error_chain(&e))),
+        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` as seconds (fractions allowed, as Graph sends) or an HTTP date.
+pub fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+/// Azure's OneAPI/Graph error envelope: `{"error": {"code", "message", "innererror"}}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorEnvelope {
+    #[serde(default)]
+    pub error: ErrorInfo,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorInfo {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, alias = "innerError")]
+    pub innererror: Option<Box<ErrorInfo>>,
+    #[serde(default, rename = "correlationId")]
+    pub correlation_id: Option<String>,
+    #[serde(default, rename = "request-id")]
+    pub request_id: Option<String>,
+}
+
+impl ErrorEnvelope {
+    pub fn parse(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    /// Every `code` from the outer error inwards, e.g. `BadArgumentError > SemanticError`.
+    pub fn codes(&self) -> Vec<&str> {
+        let mut codes = Vec::new();
+        let mut info = Some(&self.error);
+        while let Some(current) = info {
+            if !current.code.is_empty() {
+                codes.push(current.code.as_str());
+            }
+            info = current.innererror.as_deref();
+        }
+        codes
+    }
+
+    /// The correlation or request id Azure support asks for.
+    pub fn trace_id(&self) -> Option<&str> {
+        let inner = self.error.innererror.as_deref();
+        self.error
+            .correlation_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or(inner.and_then(|i| i.request_id.as_deref()))
+    }
+}

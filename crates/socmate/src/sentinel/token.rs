@@ -1,0 +1,254 @@
+//! Entra ID app-only tokens (OAuth2 client credentials) and their cache.
+//!
+//! One token per (authority, tenant, client, scope, secret): the secret enters the key only as
+//! an HMAC under a per-process key, so a rotated secret never reuses the old secret's token and
+//! the cache holds nothing that reveals a secret. Each key has its own async lock, so fifty
+//! callers waiting on an expired token cause one token request (single flight).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
+
+use super::cloud::join_segments;
+use super::outbound::{SendError, read_body, send_once_retrying};
+
+/// Tokens are renewed this long before they expire, as the Azure SDKs do.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// What a token request needs. Borrowed, so the secret is never copied.
+pub struct TokenRequest<'a> {
+    pub authority_host: &'a Url,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a SecretString,
+    pub scope: &'a str,
+}
+
+/// Entra ID refused or failed to issue a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("Entra ID rejected the token request (HTTP {status}, AADSTS{aadsts:?}, error {error})")]
+    Rejected {
+        status: u16,
+        aadsts: Option<u64>,
+        error: String,
+        correlation_id: Option<String>,
+    },
+    #[error("Entra ID answered HTTP {status} without a usable token")]
+    UnexpectedResponse { status: u16 },
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+impl TokenError {
+    pub fn aadsts(&self) -> Option<u64> {
+        match self {
+            Self::Rejected { aadsts, .. } => *aadsts,
+            _ => None,
+        }
+    }
+
+    pub fn correlation_id(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { correlation_id, .. } => correlation_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    /// A number on the v2 endpoint, a string on v1: accept both.
+    expires_in: NumberOrString,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Number(u64),
+    Text(String),
+}
+
+#[derive(Deserialize, Default)]
+struct TokenErrorBody {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+    #[serde(default)]
+    correlation_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AccessToken {
+    pub value: SecretString,
+    pub expires_at: Instant,
+}
+
+/// Requests a token now, bypassing any cache.
+pub async fn request_token(
+    http: &reqwest::Client,
+    request: &TokenRequest<'_>,
+    deadline: Instant,
+) -> Result<AccessToken, TokenError> {
+    let url = join_segments(
+        request.authority_host,
+        &[request.tenant_id, "oauth2", "v2.0", "token"],
+    );
+    let response = send_once_retrying(
+        || {
+            http.post(url.clone()).form(&[
+                ("client_id", request.client_id),
+                ("client_secret", request.client_secret.expose_secret()),
+                ("scope", request.scope),
+                ("grant_type", "client_credentials"),
+            ])
+        },
+        deadline,
+    )
+    .await?;
+    let status = response.status();
+    let body = read_body(response, deadline).await?;
+    if status == StatusCode::OK {
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|_| TokenError::UnexpectedResponse { status: 200 })?;
+        let lifetime = match parsed.expires_in {
+            NumberOrString::Number(n) => n,
+            NumberOrString::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| TokenError::UnexpectedResponse { status: 200 })?,
+        };
+        return Ok(AccessToken {
+            value: SecretString::from(parsed.access_token),
+            expires_at: Instant::now() + Duration::from_secs(lifetime),
+        });
+    }
+    match serde_json::from_slice::<TokenErrorBody>(&body) {
+        Ok(err) if !err.error.is_empty() => Err(TokenError::Rejected {
+            status: status.as_u16(),
+            aadsts: err.error_codes.first().copied(),
+            error: err.error,
+            correlation_id: err.correlation_id,
+        }),
+        _ => Err(TokenError::UnexpectedResponse {
+            status: status.as_u16(),
+        }),
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    authority_host: String,
+    tenant_id: String,
+    client_id: String,
+    scope: String,
+    secret_fingerprint: Vec<u8>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<AccessToken>>>;
+
+/// Whether a cached token may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// A cached token with more than five minutes left is fine.
+    Cached,
+    /// Ask Entra ID now (connection tests must prove the credentials still work).
+    Fresh,
+}
+
+pub struct TokenCache {
+    slots: Mutex<HashMap<CacheKey, Slot>>,
+    fingerprint_key: hmac::Key,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        crate::crypto::fill_random(&mut key);
+        Self {
+            slots: Mutex::default(),
+            fingerprint_key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+        }
+    }
+}
+
+impl TokenCache {
+    pub async fn token(
+        &self,
+        http: &reqwest::Client,
+        request: &TokenRequest<'_>,
+        freshness: Freshness,
+        deadline: Instant,
+    ) -> Result<SecretString, TokenError> {
+        let slot = self.slot(request);
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref()
+            && freshness == Freshness::Cached
+            && token.expires_at > Instant::now() + REFRESH_MARGIN
+        {
+            return Ok(token.value.clone());
+        }
+        match request_token(http, request, deadline).await {
+            Ok(token) => {
+                let value = token.value.clone();
+                *cached = Some(token);
+                Ok(value)
+            }
+            // A failed early refresh keeps serving the still-valid token.
+            Err(e) if freshness == Freshness::Cached => match cached.as_ref() {
+                Some(token) if token.expires_at > Instant::now() => {
+                    tracing::warn!(error = %e, "token refresh failed; serving the still-valid token");
+                    Ok(token.value.clone())
+                }
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops every token of this app registration (after a rotation or a delete).
+    pub fn forget(&self, tenant_id: &str, client_id: &str) {
+        self.lock_slots()
+            .retain(|key, _| !(key.tenant_id == tenant_id && key.client_id == client_id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock_slots().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slot(&self, request: &TokenRequest<'_>) -> Slot {
+        let key = CacheKey {
+            authority_host: request.authority_host.as_str().to_owned(),
+            tenant_id: request.tenant_id.to_owned(),
+            client_id: request.client_id.to_owned(),
+            scope: request.scope.to_owned(),
+            secret_fingerprint: hmac::sign(
+                &self.fingerprint_key,
+                request.client_secret.expose_secret().as_bytes(),
+            )
+            .as_ref()
+            .to_vec(),
+        };
+        self.lock_slots().entry(key).or_default().clone()
+    }
+
+    fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Slot>> {
+        // The map is only ever left consistent; a panic elsewhere cannot corrupt it.
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

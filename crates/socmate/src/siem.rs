@@ -1,0 +1,88 @@
+//! What every SIEM provider type offers SoCMate, and the connection report it returns.
+//!
+//! Sentinel is the first implementation; a second provider type (Splunk, Elastic, Chronicle)
+//! implements [`SiemConnector`] and adds its variant to [`crate::providers::ProviderType`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One provider connection, ready to talk to its SIEM.
+pub trait SiemConnector: Send + Sync {
+    /// Runs every diagnostic step within `budget` and reports each one.
+    fn test_connection(&self, budget: Duration) -> BoxFuture<'_, ConnectionReport>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// The outcome of one diagnostic step. Failures carry a stable `code` and a `hint` that tells an
+/// admin what to change; neither ever contains a secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    pub fn passed(name: &'static str, took: Duration) -> Self {
+        Self {
+            name,
+            status: CheckStatus::Passed,
+            latency_ms: millis(took),
+            code: None,
+            hint: None,
+        }
+    }
+
+    pub fn failed(name: &'static str, took: Duration, code: &'static str, hint: String) -> Self {
+        Self {
+            name,
+            status: CheckStatus::Failed,
+            latency_ms: millis(took),
+            code: Some(code),
+            hint: Some(hint),
+        }
+    }
+
+    pub fn skipped(name: &'static str, because: &str) -> Self {
+        Self {
+            name,
+            status: CheckStatus::Skipped,
+            latency_ms: 0.0,
+            code: None,
+            hint: Some(format!("not run: {because}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionReport {
+    pub checks: Vec<Check>,
+    pub latency: Duration,
+}
+
+impl ConnectionReport {
+    pub fn healthy(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.status == CheckStatus::Passed)
+    }
+}
+
+/// Milliseconds with one decimal, as the seed's `latency_ms` examples show.
+pub fn millis(elapsed: Duration) -> f64 {
+    (elapsed.as_secs_f64() * 10_000.0).round() / 10.0
+}

@@ -1,0 +1,251 @@
+//! Test harness: a real `socmate` router on a random port over a real SQLite file (or a fresh
+//! PostgreSQL database when `SOCMATE_TEST_DATABASE_URL` is set), talking to the Azure emulator
+//! over real HTTP.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_emulator::{EmulatorConfig, RunningEmulator};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use socmate::app::Application;
+use socmate::auth::{JwtKeys, Role};
+use socmate::config::{Secrets, Settings};
+use socmate::sentinel::cloud::{EndpointOverrides, parse_endpoint};
+use tokio_util::sync::CancellationToken;
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const CLIENT: &str = "b1a3c5d7-0000-4000-8000-00000000a001";
+pub const WORKSPACE: &str = "c0ffee00-0000-4000-8000-00000000beef";
+/// Every secret in the suite contains this, so leaks can be searched for.
+pub const CANARY: &str = "CANARY-5f0c2d9e-7b1a-4c55-9a0e-1d2b3c4d5e6f";
+pub const JWT_SECRET: &str = "test-jwt-secret-that-is-long-enough-0123456789";
+
+pub fn secret() -> String {
+    format!("{CANARY}-x")
+}
+
+/// A second valid secret of the same app, for rotation tests.
+pub fn rotated_secret() -> String {
+    format!("{CANARY}-rotated")
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admin: String,
+    pub analyst: String,
+    pub emulator: RunningEmulator,
+    pub data_dir: tempfile::TempDir,
+    pub master_key: String,
+    pub db_url: Option<String>,
+    shutdown: CancellationToken,
+    /// Every response body the suite saw, for the leak checks.
+    pub seen: Arc<Mutex<Vec<String>>>,
+}
+
+pub struct Options {
+    pub test_budget: Duration,
+    pub emulator: EmulatorConfig,
+    /// Sends token requests somewhere other than the emulator.
+    pub authority: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let mut emulator = EmulatorConfig::single_tenant(TENANT, CLIENT, secret(), WORKSPACE);
+        emulator.tenants[0]
+            .domains
+            .push("contoso.onmicrosoft.com".into());
+        emulator.tenants[0].apps[0]
+            .secrets
+            .push(azure_emulator::AppSecret::new(rotated_secret()));
+        Self {
+            test_budget: Duration::from_secs(3),
+            emulator,
+            authority: None,
+        }
+    }
+}
+
+pub fn master_key_b64(byte: u8) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        socmate::telemetry::init(socmate::config::LogFormat::Text);
+    }
+    let emulator = RunningEmulator::start(options.emulator)
+        .await
+        .expect("emulator starts");
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let db_url = crate::pg::fresh_database().await;
+    let master_key = master_key_b64(42);
+    let mut settings = settings(
+        &emulator,
+        data_dir.path(),
+        &master_key,
+        db_url.as_deref(),
+        options.test_budget,
+    );
+    if let Some(authority) = &options.authority {
+        settings.endpoints.authority_host =
+            Some(parse_endpoint("authority", authority).expect("url"));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("app builds");
+    let addr = app.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    let keys = JwtKeys::from_secret(JWT_SECRET.as_bytes()).expect("jwt keys");
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        admin: keys
+            .issue("admin@example.com", Role::Admin, Duration::from_secs(600))
+            .expect("token"),
+        analyst: keys
+            .issue(
+                "analyst@example.com",
+                Role::Analyst,
+                Duration::from_secs(600),
+            )
+            .expect("token"),
+        emulator,
+        data_dir,
+        master_key,
+        db_url,
+        shutdown,
+        seen: Arc::default(),
+    }
+}
+
+pub fn settings(
+    emulator: &RunningEmulator,
+    data_dir: &std::path::Path,
+    master_key: &str,
+    db_url: Option<&str>,
+    test_budget: Duration,
+) -> Settings {
+    let url = emulator.url();
+    Settings {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        endpoints: EndpointOverrides {
+            authority_host: Some(parse_endpoint("authority", &url).expect("url")),
+            log_analytics: Some(parse_endpoint("la", &url).expect("url")),
+            graph: Some(parse_endpoint("graph", &url).expect("url")),
+        },
+        connection_test_budget: test_budget,
+        secrets: Secrets {
+            master_key: Some(SecretString::from(master_key.to_owned())),
+            jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
+            database_url: db_url.map(|u| SecretString::from(u.to_owned())),
+        },
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        self.seen
+            .lock()
+            .expect("lock")
+            .push(format!("{headers:?}\n{text}"));
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, Some(&self.admin), body).await
+    }
+
+    /// Creates a provider and returns its JSON.
+    pub async fn create_provider(&self, name: &str) -> Value {
+        let reply = self
+            .admin(
+                Method::POST,
+                "/api/admin/siem-providers",
+                Some(provider_body(name)),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    pub async fn list(&self) -> Value {
+        let reply = self
+            .admin(Method::GET, "/api/admin/siem-providers", None)
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.body
+    }
+
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn connection_body() -> Value {
+    json!({
+        "provider_type": "sentinel",
+        "workspace_id": WORKSPACE,
+        "tenant_id": TENANT,
+        "client_id": CLIENT,
+        "client_secret": secret(),
+    })
+}
+
+pub fn provider_body(name: &str) -> Value {
+    let mut body = connection_body();
+    body["name"] = json!(name);
+    body
+}

@@ -1,0 +1,10 @@
+//! One integration-test binary for the whole API (fast to link, shared helpers).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod concurrency;
+mod connection_test;
+mod helpers;
+mod pg;
+mod providers;
+mod secrets;

@@ -199,3 +199,115 @@ fn upstream_status(status: u16, service: &str) -> Diagnosis {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sentinel::token::rejection;
+
+    /// The real Entra ID error payloads in `shared/fixtures/azure`, with the HTTP status each
+    /// comes with.
+    #[test]
+    fn each_aadsts_fixture_maps_to_its_code() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/azure");
+        let cases = [
+            (
+                "aad-token-error-90002-invalid-tenant.json",
+                400,
+                "tenant_not_found",
+            ),
+            (
+                "aad-token-error-90002-invalid-request-legacy.json",
+                400,
+                "tenant_not_found",
+            ),
+            (
+                "aad-token-error-700016-unauthorized-client.json",
+                400,
+                "client_not_found",
+            ),
+            (
+                "aad-token-error-7000215-invalid-secret.json",
+                401,
+                "invalid_client_secret",
+            ),
+            (
+                "aad-token-error-7000222-expired-secret.json",
+                401,
+                "client_secret_expired",
+            ),
+            (
+                "aad-token-error-70011-invalid-scope.json",
+                400,
+                "invalid_scope",
+            ),
+        ];
+        for (file, status, code) in cases {
+            let body = std::fs::read(dir.join(file))
+                .unwrap_or_else(|e| panic!("fixture {file} must be readable beside the repo: {e}"));
+            let error = rejection(status, &body);
+            assert!(error.correlation_id().is_some(), "{file}");
+            let d = token_failure(&error, "tenant", "client", "login.microsoftonline.com", 5.0);
+            assert_eq!(d.code, code, "{file}");
+            assert!(!d.hint.is_empty());
+        }
+    }
+
+    #[test]
+    fn log_analytics_and_graph_fixtures_map_to_their_codes() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/azure");
+        let read = |file: &str| {
+            ErrorEnvelope::parse(
+                &std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")),
+            )
+        };
+        let la = [
+            (
+                "la-error-404-path-not-found.json",
+                404,
+                "workspace_not_found",
+            ),
+            (
+                "la-error-403-insufficient-access.json",
+                403,
+                "log_analytics_access_denied",
+            ),
+            (
+                "la-error-403-insufficient-access-unauthorized-client.json",
+                403,
+                "log_analytics_access_denied",
+            ),
+            ("la-error-403-invalid-token.json", 403, "token_rejected"),
+            (
+                "la-error-403-invalid-token-audience.json",
+                403,
+                "token_audience_mismatch",
+            ),
+            ("la-error-401-no-auth.json", 401, "token_rejected"),
+        ];
+        for (file, status, code) in la {
+            assert_eq!(
+                log_analytics_failure(status, &read(file), "ws").code,
+                code,
+                "{file}"
+            );
+        }
+        let graph = graph_failure(
+            403,
+            &read("graph-error-403-missing-roles.json"),
+            "SecurityIncident.Read.All",
+        );
+        assert_eq!(graph.code, "missing_permission");
+        assert!(
+            graph.hint.contains("SecurityIncident.Read.All") && graph.hint.contains("now: none"),
+            "{}",
+            graph.hint
+        );
+        assert_eq!(
+            graph_failure(429, &read("graph-error-429-throttled.json"), "x").code,
+            "throttled"
+        );
+    }
+}

@@ -132,16 +132,19 @@ pub async fn request_token(
             expires_at: Instant::now() + Duration::from_secs(lifetime),
         });
     }
-    match serde_json::from_slice::<TokenErrorBody>(&body) {
-        Ok(err) if !err.error.is_empty() => Err(TokenError::Rejected {
-            status: status.as_u16(),
+    Err(rejection(status.as_u16(), &body))
+}
+
+/// Reads Entra ID's error body (`error`, `error_codes`, `correlation_id`).
+pub fn rejection(status: u16, body: &[u8]) -> TokenError {
+    match serde_json::from_slice::<TokenErrorBody>(body) {
+        Ok(err) if !err.error.is_empty() => TokenError::Rejected {
+            status,
             aadsts: err.error_codes.first().copied(),
             error: err.error,
             correlation_id: err.correlation_id,
-        }),
-        _ => Err(TokenError::UnexpectedResponse {
-            status: status.as_u16(),
-        }),
+        },
+        _ => TokenError::UnexpectedResponse { status },
     }
 }
 

@@ -322,3 +322,54 @@ async fn the_token_cache_makes_one_request_for_many_callers() {
         "a 60 s token is inside the 5 min refresh margin"
     );
 }
+
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    // An "authority" that redirects every request to the real token endpoint of the emulator.
+    let app = spawn_app().await;
+    let target = format!("{}/{TENANT}/oauth2/v2.0/token", app.emulator.url());
+    let redirector = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirector).await });
+    let app = spawn_app_with(Options {
+        authority: Some(authority),
+        ..Options::default()
+    })
+    .await;
+    let result = test_with(&app, connection_body()).await;
+    assert_eq!(
+        check(&result, "token")["code"],
+        "token_endpoint_unavailable"
+    );
+    assert_eq!(
+        app.emulator.request_count(Endpoint::Token),
+        0,
+        "the secret was never re-sent elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn a_national_cloud_asks_for_that_clouds_tokens() {
+    let app = spawn_app().await;
+    let mut body = crate::helpers::provider_body("Gov");
+    body["cloud"] = json!("AzureUSGovernment");
+    let reply = app
+        .admin(Method::POST, "/api/admin/siem-providers", Some(body))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["cloud"], "AzureUSGovernment");
+    let id = reply.body["id"].as_str().unwrap();
+    let result = app
+        .admin(
+            Method::POST,
+            &format!("/api/admin/siem-providers/{id}/test"),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(result["status"], "healthy", "{result}");
+}

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod binary;
 mod concurrency;
 mod connection_test;
 mod helpers;

@@ -1,0 +1,207 @@
+//! Management-API load harness: starts a release `socmate serve` as its own process, then drives
+//! list, detail and create with concurrent clients for a fixed time and reports throughput and
+//! latency percentiles as a Markdown table row per scenario.
+//!
+//! ```sh
+//! cargo build --release --bin socmate --bin mgmt-load
+//! ./target/release/mgmt-load --seconds 10 --concurrency 32
+//! ./target/release/mgmt-load --database-url postgres://postgres@127.0.0.1/socmate_bench
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+use socmate::auth::{JwtKeys, Role};
+
+const JWT_SECRET: &str = "bench-jwt-secret-long-enough-0123456789abcdef";
+
+#[derive(Parser)]
+struct Args {
+    /// The socmate binary to load.
+    #[arg(long, default_value = "target/release/socmate")]
+    socmate: PathBuf,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Providers stored before the list/detail scenarios.
+    #[arg(long, default_value_t = 20)]
+    providers: usize,
+    /// PostgreSQL URL; SQLite in a temp dir when absent.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+struct Outcome {
+    requests: usize,
+    errors: usize,
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::new(&args.socmate);
+    cmd.arg("serve")
+        .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SOCMATE_DATA_DIR", data.path())
+        .env("SOCMATE_JWT_SECRET", JWT_SECRET)
+        .env(
+            "SOCMATE_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(url) = &args.database_url {
+        cmd.env("SOCMATE_DATABASE_URL", url);
+    }
+    let mut server = cmd
+        .spawn()
+        .expect("start socmate (build it with --release first)");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
+    let ready = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "socmate did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = JwtKeys::from_secret(JWT_SECRET.as_bytes())
+        .unwrap()
+        .issue("bench@example.com", Role::Admin, Duration::from_secs(3600))
+        .unwrap();
+    let api = format!("{base}/api/admin/siem-providers");
+    let mut ids = Vec::new();
+    for i in 0..args.providers {
+        let created: serde_json::Value = http
+            .post(&api)
+            .bearer_auth(&token)
+            .json(&body(&format!("seed-{i}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let backend = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "| backend | scenario | clients | requests | errors | req/s | p50 ms | p99 ms | max ms |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let counter = Arc::new(AtomicU64::new(0));
+    for scenario in ["list", "detail", "create"] {
+        let outcome = run(&args, scenario, &http, &api, &token, &ids, &counter).await;
+        let mut sorted = outcome.latencies;
+        sorted.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {backend} | {scenario} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            args.concurrency,
+            outcome.requests,
+            outcome.errors,
+            outcome.requests as f64 / outcome.elapsed.as_secs_f64(),
+            ms(percentile(&sorted, 50.0)),
+            ms(percentile(&sorted, 99.0)),
+            ms(sorted.last().copied().unwrap_or_default()),
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn body(name: &str) -> serde_json::Value {
+    json!({"name": name, "provider_type": "sentinel", "workspace_id": "c0ffee00-0000-4000-8000-00000000beef",
+        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "client_id": "b1a3c5d7-0000-4000-8000-00000000a001",
+        "client_secret": "bench-secret-value-0000"})
+}
+
+async fn run(
+    args: &Args,
+    scenario: &str,
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    ids: &[String],
+    counter: &Arc<AtomicU64>,
+) -> Outcome {
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let workers = (0..args.concurrency).map(|w| {
+        let counter = Arc::clone(counter);
+        async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut i = w;
+            while Instant::now() < until {
+                let request = match scenario {
+                    "list" => http.get(api),
+                    "detail" => http.get(format!("{api}/{}", ids[i % ids.len()])),
+                    _ => http.post(api).json(&body(&format!(
+                        "load-{}",
+                        counter.fetch_add(1, Ordering::Relaxed)
+                    ))),
+                };
+                let t = Instant::now();
+                let ok = match request.bearer_auth(token).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                latencies.push(t.elapsed());
+                if !ok {
+                    errors += 1;
+                }
+                i += args.concurrency;
+            }
+            (latencies, errors)
+        }
+    });
+    let results = futures::future::join_all(workers).await;
+    let elapsed = started.elapsed();
+    let mut outcome = Outcome {
+        requests: 0,
+        errors: 0,
+        latencies: Vec::new(),
+        elapsed,
+    };
+    for (latencies, errors) in results {
+        outcome.requests += latencies.len();
+        outcome.errors += errors;
+        outcome.latencies.extend(latencies);
+    }
+    outcome
+}

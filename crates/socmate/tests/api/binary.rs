@@ -1,0 +1,289 @@
+//! The real `socmate` binary: start-up refusals, the CLI's tokens, trace logs free of secrets,
+//! graceful shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use azure_emulator::{EmulatorConfig, RunningEmulator};
+use serde_json::json;
+
+use crate::helpers::{
+    CLIENT, JWT_SECRET, TENANT, WORKSPACE, master_key_b64, provider_body, rotated_secret, secret,
+};
+use crate::secrets::assert_no_canary;
+
+const BIN: &str = env!("CARGO_BIN_EXE_socmate");
+
+struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn command(data_dir: &Path, emulator: Option<&RunningEmulator>, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SOCMATE_DATA_DIR", data_dir)
+        .env("SOCMATE_JWT_SECRET", JWT_SECRET);
+    if let Ok(url) = std::env::var("SOCMATE_BINARY_TEST_DATABASE_URL") {
+        cmd.env("SOCMATE_DATABASE_URL", url);
+    }
+    if let Some(emulator) = emulator {
+        for name in [
+            "SOCMATE_AZURE_AUTHORITY_HOST",
+            "SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT",
+            "SOCMATE_AZURE_GRAPH_ENDPOINT",
+        ] {
+            cmd.env(name, emulator.url());
+        }
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+impl Server {
+    fn spawn(
+        data_dir: &Path,
+        emulator: Option<&RunningEmulator>,
+        envs: &[(&str, &str)],
+        log_name: &str,
+    ) -> (Child, String, PathBuf) {
+        let port = free_port();
+        let log = data_dir.parent().unwrap().join(log_name);
+        let child = command(data_dir, emulator, envs)
+            .arg("serve")
+            .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"), log)
+    }
+
+    async fn start(
+        data_dir: &Path,
+        emulator: Option<&RunningEmulator>,
+        envs: &[(&str, &str)],
+        log_name: &str,
+    ) -> Server {
+        let (mut child, base, log) = Self::spawn(data_dir, emulator, envs, log_name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+                && r.status().is_success()
+            {
+                return Server { child, base, log };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "socmate exited with {status}: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "socmate did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status (graceful shutdown must finish promptly).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "socmate ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn issue_token(data_dir: &Path, role: &str) -> String {
+    let out = command(data_dir, None, &[])
+        .args([
+            "token",
+            "issue",
+            "--email",
+            "cli-admin@example.com",
+            "--role",
+            role,
+            "--ttl",
+            "10m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn emulator() -> RunningEmulator {
+    let mut config = EmulatorConfig::single_tenant(TENANT, CLIENT, secret(), WORKSPACE);
+    config.tenants[0].apps[0]
+        .secrets
+        .push(azure_emulator::AppSecret::new(rotated_secret()));
+    RunningEmulator::start(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn generated_key_wrong_key_and_missing_key() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    // First start without a key: one is generated, 0600, and the log says so loudly.
+    let server = Server::start(&data, None, &[], "first.log").await;
+    let token = issue_token(&data, "admin");
+    let reply = reqwest::Client::new()
+        .post(format!("{}/api/admin/siem-providers", server.base))
+        .bearer_auth(&token)
+        .json(&provider_body("Keyed"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let created: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(created["created_by"], "cli-admin@example.com");
+    assert!(server.terminate().success(), "graceful shutdown exits 0");
+    let log = std::fs::read_to_string(root.path().join("first.log")).unwrap();
+    assert!(log.contains("GENERATED A NEW MASTER KEY"), "{log}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // A wrong key: refused, with a message naming key ids only, and the port never opens.
+    let wrong = master_key_b64(99);
+    let (mut child, base, log) =
+        Server::spawn(&data, None, &[("SOCMATE_MASTER_KEY", &wrong)], "wrong.log");
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("refusing to start") && text.contains("not the key"),
+        "{text}"
+    );
+    assert!(!text.contains(&wrong));
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "the port must never have opened"
+    );
+
+    // The key file removed: refused too, and no new key is generated over the old data.
+    std::fs::rename(data.join("master.key"), root.path().join("master.key.bak")).unwrap();
+    let (mut child, _, log) = Server::spawn(&data, None, &[], "missing.log");
+    assert!(!wait_exit(&mut child, Duration::from_secs(20)).success());
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("no master key is configured")
+    );
+    assert!(!data.join("master.key").exists());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("socmate kept running with a bad master key");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn trace_logs_never_contain_a_secret() {
+    let emulator = emulator().await;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let key = master_key_b64(5);
+    let server = Server::start(
+        &data,
+        Some(&emulator),
+        &[("SOCMATE_MASTER_KEY", &key), ("RUST_LOG", "trace")],
+        "trace.log",
+    )
+    .await;
+    let token = issue_token(&data, "admin");
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/admin/siem-providers", server.base);
+    let created: serde_json::Value = http
+        .post(&api)
+        .bearer_auth(&token)
+        .json(&provider_body("Traced"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let ok: serde_json::Value = http
+        .post(format!("{api}/{id}/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["status"], "healthy", "{ok}");
+    http.patch(format!("{api}/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({"client_secret": rotated_secret()}))
+        .send()
+        .await
+        .unwrap();
+    let mut wrong = provider_body("Wrong");
+    wrong["client_secret"] = json!(format!("{}-wrong", crate::helpers::CANARY));
+    let failed: serde_json::Value = http
+        .post(format!("{api}/test"))
+        .bearer_auth(&token)
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["checks"][0]["code"], "invalid_client_secret");
+    let log = server.log.clone();
+    assert!(server.terminate().success());
+    let text = std::fs::read(&log).unwrap();
+    // The log is really at trace level and really describes the failure...
+    let readable = String::from_utf8_lossy(&text);
+    assert!(readable.contains("TRACE"), "not a trace-level log");
+    assert!(
+        readable.contains("AADSTS7000215"),
+        "the failure's AADSTS code is logged"
+    );
+    // ...and holds no secret, however encoded.
+    assert_no_canary("the trace-level server log", &text);
+    assert!(!readable.contains(&key));
+}

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Application;
 use crate::auth::{JwtKeys, Role, parse_ttl};
 use crate::config::{DataArgs, Secrets, ServeArgs, Settings};
+use crate::store::{DatabaseLocation, Db};
 
 #[derive(Debug, Parser)]
 #[command(name = "socmate", version, about = "SoCMate SIEM gateway")]
@@ -21,6 +22,11 @@ pub struct Cli {
 enum Command {
     /// Run the API server.
     Serve(ServeArgs),
+    /// Apply pending database migrations and exit (`serve` also applies them at start).
+    Migrate {
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Manage bearer tokens.
     Token {
         #[command(subcommand)]
@@ -48,6 +54,7 @@ enum TokenCommand {
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Migrate { data } => migrate(&data),
         Command::Token {
             command:
                 TokenCommand::Issue {
@@ -83,6 +90,42 @@ fn serve(args: ServeArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&format!("server error: {e}")),
+        }
+    })
+}
+
+fn migrate(data: &DataArgs) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async {
+        let secrets = Secrets::from_env();
+        let location = match &secrets.database_url {
+            Some(url) => DatabaseLocation::Url(url),
+            None => {
+                if let Err(e) = std::fs::create_dir_all(&data.data_dir) {
+                    return fail(&format!(
+                        "cannot create data directory {}: {e}",
+                        data.data_dir.display()
+                    ));
+                }
+                DatabaseLocation::SqliteIn(&data.data_dir)
+            }
+        };
+        let db = match Db::connect(location).await {
+            Ok(db) => db,
+            Err(e) => return fail(&format!("cannot open the database: {e}")),
+        };
+        let outcome = db.migrate().await;
+        db.close().await;
+        match outcome {
+            Ok(()) => {
+                println!("database schema is up to date ({})", db.backend_name());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
         }
     })
 }

@@ -106,11 +106,22 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::UniqueViolation,
+            // PostgreSQL SQLSTATE classes 08 (connection exception), 53 (insufficient
+            // resources) and 57 (operator intervention, e.g. the server shutting down) mean
+            // "the database is unavailable right now", not a bug.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.starts_with("08") || c.starts_with("53") || c.starts_with("57")
+                }) =>
+            {
+                Self::Unavailable(e)
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_) => Self::Unavailable(e),
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
             _ => Self::Other(e),
         }
     }

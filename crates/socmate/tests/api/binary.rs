@@ -15,9 +15,9 @@ use crate::secrets::assert_no_canary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_socmate");
 
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
     log: PathBuf,
 }
 
@@ -29,15 +29,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn command(data_dir: &Path, emulator: Option<&RunningEmulator>, envs: &[(&str, &str)]) -> Command {
+pub fn command(
+    data_dir: &Path,
+    emulator: Option<&RunningEmulator>,
+    envs: &[(&str, &str)],
+) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SOCMATE_DATA_DIR", data_dir)
         .env("SOCMATE_JWT_SECRET", JWT_SECRET);
-    if let Ok(url) = std::env::var("SOCMATE_BINARY_TEST_DATABASE_URL") {
-        cmd.env("SOCMATE_DATABASE_URL", url);
-    }
     if let Some(emulator) = emulator {
         for name in [
             "SOCMATE_AZURE_AUTHORITY_HOST",
@@ -72,7 +73,7 @@ impl Server {
         (child, format!("http://127.0.0.1:{port}"), log)
     }
 
-    async fn start(
+    pub async fn start(
         data_dir: &Path,
         emulator: Option<&RunningEmulator>,
         envs: &[(&str, &str)],
@@ -98,7 +99,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (graceful shutdown must finish promptly).
-    fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -112,6 +113,10 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+pub fn issue_token_with(data_dir: &Path, role: &str) -> String {
+    issue_token(data_dir, role)
 }
 
 fn issue_token(data_dir: &Path, role: &str) -> String {

@@ -8,4 +8,5 @@ mod connection_test;
 mod helpers;
 mod pg;
 mod providers;
+mod replicas;
 mod secrets;

@@ -8,7 +8,7 @@
 //! | `POST /_emulator/faults` | a [`crate::Fault`] as JSON | 204 (400 if invalid) |
 //! | `GET /_emulator/faults` | – | 200, active faults as a JSON array |
 //! | `DELETE /_emulator/faults` | – | 204 |
-//! | `GET /_emulator/requests` | – | 200 `{"counts":{"token":N,...},"requests":[...]}` |
+//! | `GET /_emulator/requests` | – | 200 `{"counts":{"token":N,...},"max_concurrent":{"token":N,...},"requests":[...]}` |
 //! | `DELETE /_emulator/requests` | – | 204 (clears log and counts) |
 //! | `PUT /_emulator/config` | an [`crate::EmulatorConfig`] as JSON | 204 (400 if invalid) |
 //! | `POST /_emulator/tokens/expire` | – | 204, every issued token now counts as expired |
@@ -72,7 +72,14 @@ async fn requests(State(shared): State<Arc<Shared>>) -> Response {
         .iter()
         .map(|e| (e.as_str().to_owned(), json!(shared.request_count(*e))))
         .collect();
-    axum::Json(json!({"counts": counts, "requests": shared.requests()})).into_response()
+    let max_concurrent: Map<String, Value> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.as_str().to_owned(), json!(shared.max_concurrent(*e))))
+        .collect();
+    axum::Json(
+        json!({"counts": counts, "max_concurrent": max_concurrent, "requests": shared.requests()}),
+    )
+    .into_response()
 }
 
 async fn clear_requests(State(shared): State<Arc<Shared>>) -> StatusCode {

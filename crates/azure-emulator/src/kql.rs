@@ -1,7 +1,15 @@
-//! Just enough KQL to answer table-free probes: a single `print` statement with literal
-//! values, e.g. `print ok=1` or `print a=1, b="x", c=true, d=1.5, t=datetime(2024-01-01)`.
-//! Everything else is answered from canned queries or rejected as a syntax error, so tests never
-//! depend on a real Kusto engine.
+//! Just enough KQL to answer table-free probes and size/encoding tests, so tests never depend on
+//! a real Kusto engine:
+//!
+//! - a single `print` statement with literal values, e.g. `print ok=1` or
+//!   `print a=1, b="x", c=true, d=1.5, t=datetime(2024-01-01)`;
+//! - `range x from A to B step S` (integer literals, `S > 0`, `B` inclusive) → one `long` column;
+//! - the built-in table `SyntheticRows` (see [`crate::synthetic`]);
+//!
+//! each of the last two optionally followed by `| take N` / `| limit N` operators. A query that
+//! starts with any other identifier followed by `|` or the end is answered like a query naming a
+//! table that does not exist (semantic error). Everything else is answered from canned queries
+//! or rejected as a syntax error.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -77,6 +85,172 @@ pub(crate) fn evaluate_print(query: &str) -> Result<Option<Value>, SyntaxError> 
     })))
 }
 
+/// Most rows a `range` may produce; larger ranges are rejected (400) rather than streamed.
+pub(crate) const RANGE_MAX_ROWS: u64 = 2_000_000;
+/// The built-in synthetic table (see [`crate::synthetic`]).
+pub(crate) const SYNTHETIC_TABLE: &str = "SyntheticRows";
+/// Rows in `SyntheticRows`; `take N` with a larger `N` returns all of them.
+pub(crate) const SYNTHETIC_TABLE_ROWS: usize = 1_000_000;
+/// Rows returned by a bare `SyntheticRows` (no `take`), so an accidental query stays small.
+pub(crate) const SYNTHETIC_DEFAULT_ROWS: usize = 100;
+
+/// Words that start a KQL statement or tabular expression without being a table name: a query
+/// starting with one of them is not reported as an unknown table.
+const NON_TABLE_WORDS: [&str; 10] = [
+    "let",
+    "set",
+    "declare",
+    "union",
+    "search",
+    "find",
+    "datatable",
+    "evaluate",
+    "print",
+    "range",
+];
+
+/// A query the emulator can produce rows for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// `range column from start to ... step step`, limited to `rows` rows.
+    Range {
+        column: String,
+        start: i64,
+        step: i64,
+        rows: u64,
+    },
+    /// The first `rows` rows of `SyntheticRows`.
+    Synthetic { rows: usize },
+}
+
+/// Why [`plan`] rejected a query it recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueryError {
+    Syntax(SyntaxError),
+    /// The query starts with `name`, which is not a known table; `operator` is the operator
+    /// applied to it (`take` if none).
+    UnknownTable {
+        operator: String,
+        name: String,
+    },
+    /// `range` with a step that is not positive.
+    InvalidStep(i64),
+    /// `range` that would produce this many rows (more than [`RANGE_MAX_ROWS`]).
+    TooManyRows(u128),
+}
+
+impl From<SyntaxError> for QueryError {
+    fn from(e: SyntaxError) -> Self {
+        QueryError::Syntax(e)
+    }
+}
+
+/// Plans a `range` or `SyntheticRows` query, or recognises an unknown table. `Ok(None)` means
+/// the query is none of these (the caller answers with a syntax error).
+pub(crate) fn plan(query: &str) -> Result<Option<Plan>, QueryError> {
+    let mut p = Parser {
+        chars: query.chars().collect(),
+        i: 0,
+        offset: 0,
+    };
+    p.skip_ws();
+    let Some(first) = p.ident() else {
+        return Ok(None);
+    };
+    let mut plan = match first.as_str() {
+        "range" => p.range()?,
+        SYNTHETIC_TABLE => {
+            p.skip_ws();
+            // A bare table name returns a small default; any `take` replaces it.
+            if p.peek() == Some('|') {
+                Plan::Synthetic {
+                    rows: SYNTHETIC_TABLE_ROWS,
+                }
+            } else {
+                Plan::Synthetic {
+                    rows: SYNTHETIC_DEFAULT_ROWS,
+                }
+            }
+        }
+        word if NON_TABLE_WORDS.contains(&word) => return Ok(None),
+        name => {
+            p.skip_ws();
+            return match p.peek() {
+                None | Some(';') => Err(QueryError::UnknownTable {
+                    operator: "take".to_owned(),
+                    name: name.to_owned(),
+                }),
+                Some('|') => {
+                    p.i += 1;
+                    p.skip_ws();
+                    Err(QueryError::UnknownTable {
+                        operator: p.ident().unwrap_or_else(|| "take".to_owned()),
+                        name: name.to_owned(),
+                    })
+                }
+                Some(_) => Ok(None),
+            };
+        }
+    };
+    let source = first;
+    loop {
+        p.skip_ws();
+        match p.peek() {
+            None => break,
+            Some(';') => {
+                p.i += 1;
+                p.skip_ws();
+                if p.peek().is_some() {
+                    return Err(p.error("azure-emulator supports a single statement").into());
+                }
+                break;
+            }
+            Some('|') => {
+                p.i += 1;
+                p.skip_ws();
+                let start = p.i;
+                match p.ident().as_deref() {
+                    Some("take" | "limit") => {
+                        let n = p.int()?;
+                        let Ok(n) = u64::try_from(n) else {
+                            return Err(p.error("the row count must not be negative").into());
+                        };
+                        plan = match plan {
+                            Plan::Range {
+                                column,
+                                start,
+                                step,
+                                rows,
+                            } => Plan::Range {
+                                column,
+                                start,
+                                step,
+                                rows: rows.min(n),
+                            },
+                            Plan::Synthetic { rows } => Plan::Synthetic {
+                                rows: usize::try_from(n).map_or(rows, |n| rows.min(n)),
+                            },
+                        };
+                    }
+                    _ => {
+                        p.i = start;
+                        return Err(p
+                            .error(&format!(
+                                "azure-emulator supports only 'take N' and 'limit N' after '{source}'"
+                            ))
+                            .into());
+                    }
+                }
+            }
+            Some(_) => return Err(p.error("expected '|' or the end of the query").into()),
+        }
+    }
+    if let Plan::Synthetic { rows } = &mut plan {
+        *rows = (*rows).min(SYNTHETIC_TABLE_ROWS);
+    }
+    Ok(Some(plan))
+}
+
 struct Parser {
     chars: Vec<char>,
     i: usize,
@@ -88,10 +262,86 @@ impl Parser {
         self.chars.get(self.i).copied()
     }
 
+    /// Skips whitespace and `//` line comments.
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        loop {
+            while self.peek().is_some_and(char::is_whitespace) {
+                self.i += 1;
+            }
+            if self.peek() == Some('/') && self.chars.get(self.i + 1) == Some(&'/') {
+                while self.peek().is_some_and(|c| c != '\n') {
+                    self.i += 1;
+                }
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Expects the keyword `word` (after optional whitespace).
+    fn keyword(&mut self, word: &str) -> Result<(), SyntaxError> {
+        self.skip_ws();
+        let start = self.i;
+        if self.ident().as_deref() == Some(word) {
+            return Ok(());
+        }
+        self.i = start;
+        Err(self.error(&format!("expected '{word}'")))
+    }
+
+    /// An integer literal (optionally negative) that fits in an `i64`.
+    fn int(&mut self) -> Result<i64, SyntaxError> {
+        self.skip_ws();
+        let start = self.i;
+        if self.peek() == Some('-') {
             self.i += 1;
         }
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        let followed_by_word = self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        let text: String = self.chars[start..self.i].iter().collect();
+        match text.parse::<i64>() {
+            Ok(n) if !followed_by_word => Ok(n),
+            _ => {
+                self.i = start;
+                Err(self.error("expected an integer literal"))
+            }
+        }
+    }
+
+    /// The rest of `range column from A to B step S` after the `range` keyword.
+    fn range(&mut self) -> Result<Plan, QueryError> {
+        self.skip_ws();
+        let Some(column) = self.ident() else {
+            return Err(self.error("expected a column name after 'range'").into());
+        };
+        self.keyword("from")?;
+        let start = self.int()?;
+        self.keyword("to")?;
+        let end = self.int()?;
+        self.keyword("step")?;
+        let step = self.int()?;
+        if step <= 0 {
+            return Err(QueryError::InvalidStep(step));
+        }
+        let rows = if end < start {
+            0
+        } else {
+            (i128::from(end) - i128::from(start)) / i128::from(step) + 1
+        };
+        let rows = u128::try_from(rows).unwrap_or(0);
+        if rows > u128::from(RANGE_MAX_ROWS) {
+            return Err(QueryError::TooManyRows(rows));
+        }
+        Ok(Plan::Range {
+            column,
+            start,
+            step,
+            rows: u64::try_from(rows).unwrap_or(0),
+        })
     }
 
     fn error(&self, detail: &str) -> SyntaxError {
@@ -268,7 +518,7 @@ impl Parser {
     }
 }
 
-fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.with_timezone(&Utc));
     }
@@ -328,5 +578,96 @@ mod tests {
         assert!(evaluate_print("print a=1 | take 1").is_err());
         assert!(evaluate_print("print a=\"x").is_err());
         assert!(evaluate_print("print 99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn plans_range_and_synthetic() {
+        assert_eq!(
+            plan("range x from 1 to 10 step 3"),
+            Ok(Some(Plan::Range {
+                column: "x".into(),
+                start: 1,
+                step: 3,
+                rows: 4
+            }))
+        );
+        assert_eq!(
+            plan("range Value from -5 to -6 step 1;"),
+            Ok(Some(Plan::Range {
+                column: "Value".into(),
+                start: -5,
+                step: 1,
+                rows: 0
+            }))
+        );
+        assert!(matches!(
+            plan("range x from 1 to 100 step 1 | take 5 | limit 7"),
+            Ok(Some(Plan::Range { rows: 5, .. }))
+        ));
+        assert_eq!(
+            plan("range x from 1 to 10 step 0"),
+            Err(QueryError::InvalidStep(0))
+        );
+        assert_eq!(
+            plan("range x from 0 to 2000000 step 1"),
+            Err(QueryError::TooManyRows(2_000_001))
+        );
+        assert!(matches!(
+            plan("range x from -9223372036854775808 to 9223372036854775807 step 1"),
+            Err(QueryError::TooManyRows(_))
+        ));
+        assert!(matches!(
+            plan("range x from 1.5 to 2 step 1"),
+            Err(QueryError::Syntax(_))
+        ));
+        assert!(matches!(
+            plan("range x from 1 to 2"),
+            Err(QueryError::Syntax(_))
+        ));
+        assert_eq!(
+            plan("SyntheticRows"),
+            Ok(Some(Plan::Synthetic { rows: 100 }))
+        );
+        assert_eq!(
+            plan("// comment\nSyntheticRows\n| take 3"),
+            Ok(Some(Plan::Synthetic { rows: 3 }))
+        );
+        assert_eq!(
+            plan("SyntheticRows | limit 99999999"),
+            Ok(Some(Plan::Synthetic { rows: 1_000_000 }))
+        );
+        assert!(matches!(
+            plan("SyntheticRows | where EventID > 1"),
+            Err(QueryError::Syntax(_))
+        ));
+        assert!(matches!(
+            plan("SyntheticRows | take -1"),
+            Err(QueryError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_tables_and_non_queries() {
+        let unknown = |op: &str, name: &str| {
+            Err(QueryError::UnknownTable {
+                operator: op.into(),
+                name: name.into(),
+            })
+        };
+        assert_eq!(plan("Appquests | take 10"), unknown("take", "Appquests"));
+        assert_eq!(
+            plan("SecurityIncident\n| where TimeGenerated > ago(1d)"),
+            unknown("where", "SecurityIncident")
+        );
+        assert_eq!(plan("Heartbeat"), unknown("take", "Heartbeat"));
+        assert_eq!(
+            plan("syntheticrows | take 1"),
+            unknown("take", "syntheticrows")
+        );
+        assert_eq!(plan("let x = 1; x"), Ok(None));
+        assert_eq!(plan("Foo bar"), Ok(None));
+        assert_eq!(plan("Foo("), Ok(None));
+        assert_eq!(plan("| take 1"), Ok(None));
+        assert_eq!(plan(""), Ok(None));
     }
 }

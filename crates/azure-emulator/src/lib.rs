@@ -2,14 +2,20 @@
 //! formats (see `shared/research/azure-wire-formats.md` and `shared/fixtures/azure/`):
 //!
 //! 1. Entra ID v2 token endpoint, client credentials: `POST /{tenant}/oauth2/v2.0/token`
-//! 2. Log Analytics query API: `POST|GET /v1/workspaces/{workspaceId}/query`
+//! 2. Log Analytics query API: `POST|GET /v1/workspaces/{workspaceId}/query`, answering canned
+//!    queries, `print`, `range` and the typed synthetic table `SyntheticRows` (large results are
+//!    streamed; [`synthetic_rows_response`] gives the exact body for benchmarks), with semantic and
+//!    syntax errors, partial results (`| partial`), `Prefer: wait` timeouts and timespan checks
+//!    (details in the `log_analytics` module docs)
 //! 3. Microsoft Graph security: `GET /v1.0/security/incidents[/{id}]`, `GET /v1.0/security/alerts_v2[/{id}]`
 //!
 //! All three are served on one port, so a client points its authority host, Log Analytics
 //! endpoint and Graph endpoint at the same `http://127.0.0.1:PORT`. Tests can inject faults
 //! (delay, hang, error status, throttling, malformed JSON), inspect a request log and change
 //! tenants/apps/roles/data while the server runs, in process via [`RunningEmulator`] or out of
-//! process via the `/_emulator/` control API of the `azure-emulator` binary.
+//! process via the `/_emulator/` control API of the `azure-emulator` binary. The log keeps the
+//! Log Analytics `Prefer` header and body (never the token request body), and
+//! [`RunningEmulator::max_concurrent`] reports the peak number of parallel requests per endpoint.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -40,6 +46,8 @@ mod kql;
 mod log_analytics;
 mod server;
 mod state;
+mod synthetic;
+mod timespan;
 mod token;
 mod util;
 
@@ -48,3 +56,4 @@ pub use faults::{Endpoint, Fault, FaultKind};
 pub use generate::{GENERATED_TENANT_ID, generate_incidents, generate_incidents_for};
 pub use server::RunningEmulator;
 pub use state::RecordedRequest;
+pub use synthetic::synthetic_rows_response;

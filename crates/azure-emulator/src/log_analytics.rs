@@ -1,9 +1,30 @@
 //! Log Analytics query API (`/v1/workspaces/{workspaceId}/query`), with the real check order and
 //! error envelopes (`shared/fixtures/azure/la-*.json`): authentication, audience, workspace,
-//! `Data.Read` role, workspace RBAC, then the body. Queries are answered from canned responses
-//! or by evaluating `print` statements.
+//! `Data.Read` role, workspace RBAC, then the body (JSON, `query`, `timespan`), then the query.
+//!
+//! Queries are answered, in this order, from canned responses (exact text after trimming),
+//! `print` statements, `range` and the synthetic table `SyntheticRows` (see [`crate::kql`] and
+//! [`crate::synthetic`]). A query starting with any other identifier gets the real semantic
+//! error (`BadArgumentError` → `SemanticError` → `SEM0100` "'take' operator: Failed to resolve
+//! table or column expression named 'X'"); anything else gets a `SyntaxError`.
+//!
+//! **Partial results**: a query ending with the pseudo-operator `| partial` (or
+//! `| where Partial`) is answered as the rest of the query, plus the top-level `error` object of
+//! `la-query-response-partial-error.json` (`PartialError` → `EngineError` → `-2133196797`),
+//! still with status 200. Works with canned queries, `print`, `range` and `SyntheticRows`, e.g.
+//! `SyntheticRows | take 10 | partial`.
+//!
+//! **`Prefer`**: `include-statistics=true` adds `statistics`, `include-render=true` adds
+//! `render`, and `wait=N` (seconds, default 180, at most 600) is the server timeout: when an
+//! injected `Delay` fault would make the answer take `N` seconds or more, the emulator answers
+//! 504 `GatewayTimeout` after `N` seconds (research §2.6).
+//!
+//! **`timespan`** (body or query string): must be an ISO 8601 duration or interval (see
+//! [`crate::timespan`]); otherwise 400 `BadArgumentError` → `InvalidTimespan`.
 
 use std::sync::Arc;
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -11,15 +32,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::kql;
+use crate::kql::{self, Plan, QueryError};
 use crate::state::{Bearer, Shared};
 use crate::token::LOG_ANALYTICS_AUDIENCES;
-use crate::util;
+use crate::{synthetic, timespan, util};
 
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const INSUFFICIENT_ACCESS: &str =
     "The provided credentials have insufficient access to perform the requested operation";
 const INVALID_PROPERTIES: &str = "The request had some invalid properties";
+/// Server timeout when the request has no `Prefer: wait=N` (am-docs `timeouts.md`).
+const DEFAULT_WAIT_SECS: u64 = 180;
+/// Largest accepted `wait`; larger values are capped.
+const MAX_WAIT_SECS: u64 = 600;
 
 fn with_ids(mut resp: Response) -> Response {
     let h = resp.headers_mut();
@@ -107,6 +132,20 @@ pub(crate) async fn query_post(
             "message": "The 'query' property is required and must be a string",
         }));
     };
+    match parsed.get("timespan") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(ts)) => {
+            if let Err(resp) = check_timespan(ts) {
+                return resp;
+            }
+        }
+        Some(other) => {
+            return bad_argument(json!({
+                "code": "InvalidTimespan",
+                "message": format!("The 'timespan' property must be a string, got {other}"),
+            }));
+        }
+    }
     run_query(&shared, &workspace, query, &headers)
 }
 
@@ -120,17 +159,24 @@ pub(crate) async fn query_get(
     if let Err(resp) = authorize(&shared, &workspace, &headers) {
         return resp;
     }
-    let query = raw.as_deref().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "query")
-            .map(|(_, v)| v.into_owned())
-    });
-    let Some(query) = query else {
+    let param = |name: &str| {
+        raw.as_deref().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        })
+    };
+    let Some(query) = param("query") else {
         return bad_argument(json!({
             "code": "QueryValidationError",
             "message": "The 'query' parameter is required",
         }));
     };
+    if let Some(ts) = param("timespan")
+        && let Err(resp) = check_timespan(&ts)
+    {
+        return resp;
+    }
     run_query(&shared, &workspace, &query, &headers)
 }
 
@@ -199,10 +245,16 @@ fn invalid_token() -> Response {
     )
 }
 
+fn check_timespan(ts: &str) -> Result<(), Response> {
+    timespan::validate(ts)
+        .map_err(|message| bad_argument(json!({"code": "InvalidTimespan", "message": message})))
+}
+
 #[derive(Default)]
 struct Prefer {
     statistics: bool,
     render: bool,
+    wait: Option<u64>,
 }
 
 fn prefer(headers: &HeaderMap) -> Prefer {
@@ -214,41 +266,120 @@ fn prefer(headers: &HeaderMap) -> Prefer {
             match item.as_str() {
                 "include-statistics=true" => p.statistics = true,
                 "include-render=true" => p.render = true,
-                _ => {}
+                _ => {
+                    if let Some(n) = item
+                        .strip_prefix("wait")
+                        .and_then(|r| r.trim_start().strip_prefix('='))
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                    {
+                        p.wait = Some(n);
+                    }
+                }
             }
         }
     }
     p
 }
 
+/// The server timeout a query request asked for with `Prefer: wait=N` (default 180 s, capped at
+/// 600 s; an unparsable value counts as absent).
+pub(crate) fn server_timeout(headers: &HeaderMap) -> Duration {
+    let secs = prefer(headers).wait.unwrap_or(DEFAULT_WAIT_SECS);
+    Duration::from_secs(secs.min(MAX_WAIT_SECS))
+}
+
+/// 413 for a query body larger than the emulator buffers.
+pub(crate) fn body_too_large(limit: usize) -> Response {
+    la_json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &json!({"error": {"message": INVALID_PROPERTIES, "code": "BadArgumentError", "innererror": {
+            "code": "RequestBodyTooLarge",
+            "message": format!("azure-emulator: the request body exceeds {limit} bytes"),
+        }}}),
+    )
+}
+
+/// 504 sent when the query would outlast the server timeout (research §2.6).
+pub(crate) fn gateway_timeout() -> Response {
+    la_json(
+        StatusCode::GATEWAY_TIMEOUT,
+        &json!({"error": {"code": "GatewayTimeout", "message": "Gateway timeout",
+            "innererror": {"code": "GatewayTimeout", "message": "Unable to unzip response"}}}),
+    )
+}
+
+/// Splits a trailing `| partial` / `| where Partial` pseudo-operator off `query`.
+fn strip_partial(query: &str) -> Option<&str> {
+    let q = query.trim_end();
+    let q = q.strip_suffix(';').unwrap_or(q).trim_end();
+    let (rest, last) = q.rsplit_once('|')?;
+    let words: Vec<&str> = last.split_whitespace().collect();
+    matches!(words.as_slice(), ["partial"] | ["where", "Partial"]).then_some(rest.trim_end())
+}
+
 fn run_query(shared: &Shared, workspace: &str, query: &str, headers: &HeaderMap) -> Response {
+    let canned_for = |wanted: &str| {
+        shared.with_config(|c| {
+            c.tenants
+                .iter()
+                .filter_map(|t| t.workspace(workspace))
+                .flat_map(|w| w.canned.iter())
+                .find(|cq| cq.query.trim() == wanted)
+                .map(|cq| cq.response.clone())
+        })
+    };
     let wanted = query.trim();
-    let canned = shared.with_config(|c| {
-        c.tenants
-            .iter()
-            .filter_map(|t| t.workspace(workspace))
-            .flat_map(|w| w.canned.iter())
-            .find(|cq| cq.query.trim() == wanted)
-            .map(|cq| cq.response.clone())
-    });
-    let mut body = match canned {
-        Some(v) => v,
-        None => match kql::evaluate_print(wanted) {
-            Ok(Some(table)) => json!({"tables": [table]}),
-            Ok(None) => {
-                let token: String = wanted
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '|')
-                    .collect();
-                return syntax_error(
-                    0,
-                    &token,
-                    "azure-emulator: no canned response for this query and it is not a 'print' statement",
-                );
-            }
-            Err(e) => return syntax_error(e.pos, &e.token, &e.detail),
+    let (wanted, partial) = match canned_for(wanted) {
+        Some(v) => return value_response(v, headers, false),
+        None => match strip_partial(wanted) {
+            Some(rest) => (rest, true),
+            None => (wanted, false),
         },
     };
+    if partial && let Some(v) = canned_for(wanted) {
+        return value_response(v, headers, true);
+    }
+    match kql::evaluate_print(wanted) {
+        Ok(Some(table)) => return value_response(json!({"tables": [table]}), headers, partial),
+        Ok(None) => {}
+        Err(e) => return syntax_error(e.pos, &e.token, &e.detail),
+    }
+    match kql::plan(wanted) {
+        Ok(Some(plan)) => plan_response(plan, headers, partial),
+        Ok(None) => {
+            let token: String = wanted
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '|')
+                .collect();
+            syntax_error(
+                0,
+                &token,
+                "azure-emulator: no canned response for this query and it is not a 'print', 'range' or 'SyntheticRows' query",
+            )
+        }
+        Err(QueryError::Syntax(e)) => syntax_error(e.pos, &e.token, &e.detail),
+        Err(QueryError::UnknownTable { operator, name }) => semantic_error(
+            "SEM0100",
+            &format!(
+                "'{operator}' operator: Failed to resolve table or column expression named '{name}'"
+            ),
+        ),
+        Err(QueryError::InvalidStep(step)) => semantic_error(
+            "InvalidRangeStep",
+            &format!("'range' operator: the step must be a positive integer, got {step}"),
+        ),
+        Err(QueryError::TooManyRows(rows)) => bad_argument(json!({
+            "code": "QueryLimitExceeded",
+            "message": format!(
+                "azure-emulator: 'range' would produce {rows} rows; at most {} rows are supported",
+                kql::RANGE_MAX_ROWS
+            ),
+        })),
+    }
+}
+
+/// A 200 answer built from a JSON value (canned or `print`), with the `Prefer` additions.
+fn value_response(mut body: Value, headers: &HeaderMap, partial: bool) -> Response {
     let p = prefer(headers);
     if let Some(obj) = body.as_object_mut() {
         if p.statistics && !obj.contains_key("statistics") {
@@ -267,8 +398,30 @@ fn run_query(shared: &Shared, workspace: &str, query: &str, headers: &HeaderMap)
         if p.render && !obj.contains_key("render") {
             obj.insert("render".to_owned(), json!({}));
         }
+        if partial {
+            let error = serde_json::from_str(synthetic::PARTIAL_ERROR).unwrap_or(Value::Null);
+            obj.insert("error".to_owned(), error);
+        }
     }
     la_json(StatusCode::OK, &body)
+}
+
+/// A 200 answer for `range` / `SyntheticRows`, written (and for large results streamed)
+/// without building a JSON tree.
+fn plan_response(plan: Plan, headers: &HeaderMap, partial: bool) -> Response {
+    let p = prefer(headers);
+    let rows = usize::try_from(synthetic::row_count(&plan)).unwrap_or(usize::MAX);
+    let extras = synthetic::Extras {
+        statistics: p.statistics.then(|| statistics(rows).to_string()),
+        render: p.render,
+        partial,
+    };
+    let mut resp = (StatusCode::OK, synthetic::body(plan, extras)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(CONTENT_TYPE),
+    );
+    with_ids(resp)
 }
 
 fn statistics(rows: usize) -> Value {
@@ -282,6 +435,15 @@ fn statistics(rows: usize) -> Value {
         "inputDatasetStatistics": {"extents": {"total": 0, "scanned": 0}, "rows": {"total": 0, "scanned": 0}},
         "datasetStatistics": [{"tableRowCount": rows, "tableSize": 64 * rows}]
     }})
+}
+
+/// 400 with the nesting of `la-error-400-semantic-reconstructed.json`.
+fn semantic_error(code: &str, message: &str) -> Response {
+    bad_argument(json!({
+        "code": "SemanticError",
+        "message": "A semantic error occurred.",
+        "innererror": {"code": code, "message": message},
+    }))
 }
 
 fn syntax_error(pos: usize, token: &str, detail: &str) -> Response {

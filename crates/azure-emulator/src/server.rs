@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -83,13 +84,29 @@ fn redact_secret(query: &str) -> String {
         .join("&")
 }
 
-/// Records the request, applies the first matching fault, records the final status.
+/// Largest Log Analytics request body the middleware buffers (axum's default body limit).
+const MAX_LA_BODY: usize = 2 * 1024 * 1024;
+
+/// The `Prefer` header values of a request, joined with `,`.
+fn prefer_header(headers: &HeaderMap) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// Records the request, applies the first matching fault, records the final status. The request
+/// counts as in flight for [`RunningEmulator::max_concurrent`] from arrival until its response
+/// is ready, including time spent in a `Delay` fault.
 async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/_emulator" || path.starts_with("/_emulator/") {
         return next.run(req).await;
     }
     let endpoint = Endpoint::classify(&path);
+    let _in_flight = endpoint.map(|e| shared.enter(e));
     let (tenant_raw, tenant_id) = match endpoint {
         Some(Endpoint::Token) => {
             let segment = path
@@ -115,6 +132,36 @@ async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) ->
         }
     });
     let method = req.method().to_string();
+
+    // Log Analytics: keep the Prefer header and the body (never for the token endpoint, whose
+    // body holds the client secret). The body is buffered and handed on unchanged.
+    let is_la = endpoint == Some(Endpoint::LogAnalyticsQuery);
+    let (req, prefer, body, body_too_large) = if is_la {
+        let prefer = prefer_header(req.headers());
+        let (parts, body) = req.into_parts();
+        match axum::body::to_bytes(body, MAX_LA_BODY).await {
+            Ok(bytes) => {
+                let recorded =
+                    (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned());
+                (
+                    Request::from_parts(parts, Body::from(bytes)),
+                    prefer,
+                    recorded,
+                    false,
+                )
+            }
+            Err(_) => (
+                Request::from_parts(parts, Body::empty()),
+                prefer,
+                None,
+                true,
+            ),
+        }
+    } else {
+        (req, None, None, false)
+    };
+    let server_timeout = is_la.then(|| log_analytics::server_timeout(req.headers()));
+
     let seq = shared.record_arrival(RecordedRequest {
         endpoint,
         method: method.clone(),
@@ -122,24 +169,41 @@ async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) ->
         query,
         tenant: tenant_id.clone().or_else(|| tenant_raw.clone()),
         status: 0,
+        prefer,
+        body,
     });
 
-    let fault = shared.take_fault(endpoint, tenant_raw.as_deref(), tenant_id.as_deref());
-    let resp = match fault {
-        None => next.run(req).await,
-        Some(FaultKind::Hang) => {
-            tracing::info!(%method, %path, "fault: hanging request until shutdown");
-            shared.shutdown.cancelled().await;
-            // Status stays 0 in the log: the request was never answered by the emulated API.
-            return shutting_down();
-        }
-        Some(FaultKind::Delay { ms }) => {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(ms)) => next.run(req).await,
-                () = shared.shutdown.cancelled() => shutting_down(),
+    let resp = if body_too_large {
+        log_analytics::body_too_large(MAX_LA_BODY)
+    } else {
+        match shared.take_fault(endpoint, tenant_raw.as_deref(), tenant_id.as_deref()) {
+            None => next.run(req).await,
+            Some(FaultKind::Hang) => {
+                tracing::info!(%method, %path, "fault: hanging request until shutdown");
+                shared.shutdown.cancelled().await;
+                // Status stays 0 in the log: the request was never answered by the emulated API.
+                return shutting_down();
             }
+            Some(FaultKind::Delay { ms }) => {
+                let delay = Duration::from_millis(ms);
+                match server_timeout {
+                    // The query would outlast `Prefer: wait`: the gateway gives up at the timeout.
+                    Some(timeout) if delay >= timeout => {
+                        tokio::select! {
+                            () = tokio::time::sleep(timeout) => log_analytics::gateway_timeout(),
+                            () = shared.shutdown.cancelled() => shutting_down(),
+                        }
+                    }
+                    _ => {
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => next.run(req).await,
+                            () = shared.shutdown.cancelled() => shutting_down(),
+                        }
+                    }
+                }
+            }
+            Some(kind) => faults::fault_response(&kind, endpoint, req.headers(), &shared.base_url),
         }
-        Some(kind) => faults::fault_response(&kind, endpoint, req.headers(), &shared.base_url),
     };
     let status = resp.status().as_u16();
     shared.record_status(seq, status);
@@ -233,9 +297,17 @@ impl RunningEmulator {
         self.shared.requests()
     }
 
-    /// Empties the request log and resets the counts.
+    /// Empties the request log and resets the counts (and the [`Self::max_concurrent`] maxima,
+    /// to the number of requests in flight).
     pub fn clear_requests(&self) {
         self.shared.clear_requests();
+    }
+
+    /// The highest number of requests to `endpoint` that were in flight at the same time
+    /// (from arrival until the response was ready, including injected delays), e.g. to prove a
+    /// client caps its concurrent queries.
+    pub fn max_concurrent(&self, endpoint: Endpoint) -> usize {
+        self.shared.max_concurrent(endpoint)
     }
 
     /// Changes the configuration in place; affects subsequent requests, including those using

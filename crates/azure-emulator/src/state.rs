@@ -3,7 +3,7 @@
 //! an `.await`; a poisoned lock is recovered because the data stays consistent per operation.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
@@ -33,6 +33,13 @@ pub struct RecordedRequest {
     pub tenant: Option<String>,
     /// Final HTTP status; 0 while the request is in flight or when it was hung by a fault.
     pub status: u16,
+    /// Log Analytics only: the `Prefer` header (several headers joined with `,`).
+    #[serde(default)]
+    pub prefer: Option<String>,
+    /// Log Analytics only: the request body (lossy UTF-8), `None` if empty. Never recorded for
+    /// the token endpoint, whose body carries the client secret.
+    #[serde(default)]
+    pub body: Option<String>,
 }
 
 /// An access token the emulator issued.
@@ -58,6 +65,8 @@ struct RequestLog {
     next_seq: u64,
     entries: VecDeque<(u64, RecordedRequest)>,
     counts: HashMap<Endpoint, usize>,
+    /// Requests currently being handled per endpoint, and the highest such number seen.
+    in_flight: HashMap<Endpoint, (usize, usize)>,
 }
 
 pub(crate) struct Shared {
@@ -69,6 +78,22 @@ pub(crate) struct Shared {
     pub base_url: String,
     /// Cancelled when the emulator shuts down; releases hung and delayed requests.
     pub shutdown: CancellationToken,
+}
+
+/// One request in flight (see [`Shared::enter`]); dropping it, also when the request future is
+/// cancelled, ends it.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut log = lock(&self.shared.log);
+        if let Some((current, _)) = log.in_flight.get_mut(&self.endpoint) {
+            *current = current.saturating_sub(1);
+        }
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -253,9 +278,32 @@ impl Shared {
             .collect()
     }
 
+    /// Empties the log and counts; the concurrency maxima restart from the requests in flight.
     pub fn clear_requests(&self) {
         let mut log = lock(&self.log);
         log.entries.clear();
         log.counts.clear();
+        for (current, max) in log.in_flight.values_mut() {
+            *max = *current;
+        }
+    }
+
+    /// Marks a request to `endpoint` as in flight until the returned guard is dropped.
+    pub fn enter(self: &Arc<Self>, endpoint: Endpoint) -> InFlight {
+        let mut log = lock(&self.log);
+        let (current, max) = log.in_flight.entry(endpoint).or_default();
+        *current += 1;
+        *max = (*max).max(*current);
+        InFlight {
+            shared: Arc::clone(self),
+            endpoint,
+        }
+    }
+
+    pub fn max_concurrent(&self, endpoint: Endpoint) -> usize {
+        lock(&self.log)
+            .in_flight
+            .get(&endpoint)
+            .map_or(0, |(_, max)| *max)
     }
 }

@@ -23,6 +23,7 @@ use crate::config::{ConfigError, Settings};
 use crate::crypto::{Cipher, KeyCheckError, KeySource, load_verified_master_key};
 use crate::http::ApiError;
 use crate::providers::{self, Providers};
+use crate::queries::Queries;
 use crate::sentinel::Sentinel;
 use crate::store::{DatabaseLocation, Db, StoreError};
 
@@ -121,7 +122,11 @@ impl Application {
             sentinel,
             test_budget: settings.connection_test_budget,
         };
-        let router = router(providers, jwt, db.clone());
+        let queries = Queries {
+            providers: providers.clone(),
+            row_cap: settings.query_row_cap,
+        };
+        let router = router(providers, queries, jwt, db.clone());
         Ok(Self {
             listener,
             router,
@@ -160,7 +165,7 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
         })
 }
 
-pub fn router(providers: Providers, jwt: Arc<JwtKeys>, db: Db) -> Router {
+pub fn router(providers: Providers, queries: Queries, jwt: Arc<JwtKeys>, db: Db) -> Router {
     let admin = Router::new()
         .nest("/siem-providers", providers::router().with_state(providers))
         // Its own fallback, so that unknown admin paths are behind the admin guard too.
@@ -168,6 +173,14 @@ pub fn router(providers: Providers, jwt: Arc<JwtKeys>, db: Db) -> Router {
         .layer(middleware::from_fn(require_admin));
     let api = Router::new()
         .nest("/admin", admin)
+        .nest(
+            "/siem",
+            crate::queries::router().with_state(queries.clone()),
+        )
+        .nest(
+            "/investigations",
+            crate::investigations::router().with_state(queries),
+        )
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(jwt, authenticate))
         .layer(SetResponseHeaderLayer::overriding(

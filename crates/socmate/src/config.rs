@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Upper bound, in seconds, for a whole connection test.
     #[arg(long, env = "SOCMATE_CONNECTION_TEST_TIMEOUT", default_value_t = 5.0)]
     pub connection_test_timeout: f64,
+    /// Rows kept per query result; the rest are dropped and the result flagged `truncated`.
+    #[arg(long, env = "SOCMATE_QUERY_ROW_CAP", default_value_t = 500_000)]
+    pub query_row_cap: usize,
     /// Log format on stderr.
     #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -87,6 +90,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub endpoints: EndpointOverrides,
     pub connection_test_budget: Duration,
+    pub query_row_cap: usize,
     pub secrets: Secrets,
 }
 
@@ -117,6 +121,7 @@ impl Settings {
                 graph: endpoint("SOCMATE_AZURE_GRAPH_ENDPOINT", &args.azure_graph_endpoint)?,
             },
             connection_test_budget: Duration::from_secs_f64(timeout),
+            query_row_cap: args.query_row_cap.max(1),
             secrets,
         })
     }

@@ -5,5 +5,6 @@ mod common;
 mod control;
 mod faults;
 mod graph;
+mod la_queries;
 mod log_analytics;
 mod token;

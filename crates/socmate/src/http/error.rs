@@ -24,6 +24,7 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
+    upstream: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +37,9 @@ struct Problem<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    /// The upstream service's own error object, when it helps the caller (e.g. a KQL error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -46,7 +50,18 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_secs: None,
+            upstream: None,
         }
+    }
+
+    pub fn with_upstream(mut self, upstream: serde_json::Value) -> Self {
+        self.upstream = Some(upstream).filter(|v| !v.is_null());
+        self
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn unauthorized(reason: AuthError) -> Self {
@@ -150,6 +165,7 @@ impl IntoResponse for ApiError {
             detail: &self.detail,
             code: self.code,
             errors: &self.errors,
+            upstream: self.upstream.as_ref(),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();

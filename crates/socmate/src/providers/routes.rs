@@ -38,6 +38,10 @@ impl From<ProviderError> for ApiError {
                 "concurrent_change",
                 "another change to the SIEM providers happened at the same moment; retry the request",
             ),
+            ProviderError::CredentialUnreadable(_) => ApiError::conflict(
+                "credential_unreadable",
+                "the provider's stored client secret cannot be decrypted with the configured master key; an admin must enter it again (PATCH client_secret)",
+            ),
             ProviderError::Store(e) => e.into(),
         }
     }

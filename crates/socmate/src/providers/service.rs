@@ -29,6 +29,8 @@ pub enum ProviderError {
     NameTaken(String),
     #[error("a concurrent change to the providers won; retry the request")]
     Contended,
+    #[error("the stored client secret of provider {0} cannot be decrypted")]
+    CredentialUnreadable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -171,33 +173,43 @@ impl Providers {
 
     /// Tests a saved provider and records the outcome as its health.
     pub async fn test_saved(&self, id: &str) -> Result<ConnectionTestResult, ProviderError> {
+        let report = match self.connector_for(id).await {
+            Ok((_, connector)) => connector.test_connection(self.test_budget).await,
+            Err(ProviderError::CredentialUnreadable(_)) => unreadable_credentials_report(),
+            Err(e) => return Err(e),
+        };
+        let result = result(report);
+        store::record_health(&self.db, id, result.status).await?;
+        Ok(result)
+    }
+
+    /// The live default provider, if an admin has set one.
+    pub async fn default_provider(&self) -> Result<Option<Provider>, ProviderError> {
+        Ok(store::get_live_default(&self.db).await?)
+    }
+
+    /// A ready connection to a saved, live provider.
+    pub async fn connector_for(
+        &self,
+        id: &str,
+    ) -> Result<(Provider, Box<dyn SiemConnector>), ProviderError> {
         let id = parse_id(id)?;
         let (provider, ciphertext) = store::get_live_with_secret(&self.db, id.as_str())
             .await?
             .ok_or(ProviderError::NotFound)?;
-        let report = match self
-            .cipher
-            .decrypt_secret(&ciphertext, secret_binding(id.as_str()))
-        {
-            Ok(secret) => {
-                let connector = self.connector(Connection {
-                    provider_type: provider.provider_type,
-                    workspace_id: provider.workspace_id.clone(),
-                    tenant_id: provider.tenant_id.clone(),
-                    client_id: provider.client_id.clone(),
-                    client_secret: secret,
-                    cloud: provider.cloud,
-                });
-                connector.test_connection(self.test_budget).await
-            }
-            Err(e) => {
-                tracing::error!(provider.id = %provider.id, error = %e, code = "credential_unreadable", "stored client secret cannot be decrypted");
-                unreadable_credentials_report()
-            }
-        };
-        let result = result(report);
-        store::record_health(&self.db, id.as_str(), result.status).await?;
-        Ok(result)
+        let secret = self.cipher.decrypt_secret(&ciphertext, secret_binding(id.as_str())).map_err(|e| {
+            tracing::error!(provider.id = %provider.id, error = %e, code = "credential_unreadable", "stored client secret cannot be decrypted");
+            ProviderError::CredentialUnreadable(provider.id.clone())
+        })?;
+        let connector = self.connector(Connection {
+            provider_type: provider.provider_type,
+            workspace_id: provider.workspace_id.clone(),
+            tenant_id: provider.tenant_id.clone(),
+            client_id: provider.client_id.clone(),
+            client_secret: secret,
+            cloud: provider.cloud,
+        });
+        Ok((provider, connector))
     }
 
     fn connector(&self, connection: Connection) -> Box<dyn SiemConnector> {

@@ -191,6 +191,17 @@ pub async fn get_live(db: &Db, id: &str) -> Result<Option<Provider>, StoreError>
     row.map(Provider::try_from).transpose()
 }
 
+pub async fn get_live_default(db: &Db) -> Result<Option<Provider>, StoreError> {
+    let sql = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM siem_providers WHERE is_default AND deleted_at IS NULL"
+    );
+    let row: Option<ProviderRow> =
+        with_db!(db, |pool| sqlx::query_as(sql).fetch_optional(pool).await?);
+    row.map(Provider::try_from).transpose()
+}
+
 /// A live provider with its encrypted secret, for the code paths that must connect.
 pub async fn get_live_with_secret(
     db: &Db,

@@ -8,6 +8,7 @@
 pub mod cloud;
 mod diagnose;
 mod outbound;
+mod query;
 pub mod token;
 
 use std::sync::Arc;
@@ -22,7 +23,9 @@ use self::cloud::{AzureCloud, EndpointOverrides, Endpoints, join_segments};
 use self::diagnose::Diagnosis;
 use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
 use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
-use crate::siem::{BoxFuture, Check, ConnectionReport, SiemConnector};
+use crate::siem::{
+    BoxFuture, Check, ConnectionReport, QueryError, QueryRequest, QueryResult, SiemConnector,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A ceiling for any single outbound request; callers pass tighter deadlines.
@@ -49,6 +52,9 @@ pub struct Sentinel {
     http: reqwest::Client,
     overrides: EndpointOverrides,
     tokens: TokenCache,
+    /// Per app registration (tenant, client): bounds its concurrent queries.
+    query_slots:
+        std::sync::Mutex<std::collections::HashMap<(String, String), Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Sentinel {
@@ -64,6 +70,7 @@ impl Sentinel {
             http,
             overrides,
             tokens: TokenCache::default(),
+            query_slots: std::sync::Mutex::default(),
         })
     }
 
@@ -83,6 +90,18 @@ impl Sentinel {
     pub fn cached_tokens(&self) -> usize {
         self.tokens.len()
     }
+
+    fn query_slots(&self, tenant_id: &str, client_id: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut slots = self
+            .query_slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            slots
+                .entry((tenant_id.to_owned(), client_id.to_owned()))
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(query::QUERIES_PER_APP))),
+        )
+    }
 }
 
 pub struct SentinelConnection {
@@ -94,6 +113,10 @@ pub struct SentinelConnection {
 impl SiemConnector for SentinelConnection {
     fn test_connection(&self, budget: Duration) -> BoxFuture<'_, ConnectionReport> {
         Box::pin(self.run_connection_test(budget))
+    }
+
+    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>> {
+        Box::pin(self.run_query(request))
     }
 }
 

@@ -39,13 +39,37 @@ pub async fn send_once_retrying(
     send(build(), deadline).await
 }
 
-async fn send(request: RequestBuilder, deadline: Instant) -> Result<Response, SendError> {
+pub async fn send(request: RequestBuilder, deadline: Instant) -> Result<Response, SendError> {
     match tokio::time::timeout_at(deadline, request.send()).await {
         Err(_) => Err(SendError::Timeout),
         Ok(Err(e)) if e.is_timeout() => Err(SendError::Timeout),
         // reqwest's error text names the URL (hosts and ids, never secrets) and the cause.
         Ok(Err(e)) => Err(SendError::Unreachable(error_chain(&e))),
         Ok(Ok(response)) => Ok(response),
+    }
+}
+
+/// Reads a body of at most `limit` bytes before the deadline, without an intermediate copy.
+pub async fn read_body_limited(
+    mut response: Response,
+    deadline: Instant,
+    limit: usize,
+) -> Result<Result<Vec<u8>, usize>, SendError> {
+    let expected = response.content_length().unwrap_or(0);
+    let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(limit));
+    loop {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Err(_) => return Err(SendError::Timeout),
+            Ok(Err(e)) if e.is_timeout() => return Err(SendError::Timeout),
+            Ok(Err(e)) => return Err(SendError::Unreachable(error_chain(&e))),
+            Ok(Ok(None)) => return Ok(Ok(body)),
+            Ok(Ok(Some(chunk))) => {
+                if body.len() + chunk.len() > limit {
+                    return Ok(Err(body.len() + chunk.len()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
     }
 }
 
@@ -124,6 +148,19 @@ impl ErrorEnvelope {
             info = current.innererror.as_deref();
         }
         codes
+    }
+
+    /// Every `message` from the outer error inwards, joined with ` > `.
+    pub fn message_chain(&self) -> String {
+        let mut messages = Vec::new();
+        let mut info = Some(&self.error);
+        while let Some(current) = info {
+            if !current.message.is_empty() {
+                messages.push(current.message.as_str());
+            }
+            info = current.innererror.as_deref();
+        }
+        messages.join(" > ")
     }
 
     /// The correlation or request id Azure support asks for.

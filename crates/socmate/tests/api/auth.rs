@@ -37,7 +37,7 @@ async fn method_swaps_never_succeed_for_non_admins() {
         (Method::POST, format!("{base}/{ID}")),
         (Method::GET, format!("{base}/{ID}/default")),
     ] {
-        for token in [None, Some(app.analyst.as_str())] {
+        for token in [None, Some(app.analyst_token.as_str())] {
             let reply = app.call(method.clone(), &path, token, None).await;
             assert!(
                 [

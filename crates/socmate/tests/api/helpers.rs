@@ -35,7 +35,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub admin: String,
-    pub analyst: String,
+    pub analyst_token: String,
     pub emulator: RunningEmulator,
     pub data_dir: tempfile::TempDir,
     pub master_key: String,
@@ -50,6 +50,7 @@ pub struct Options {
     pub emulator: EmulatorConfig,
     /// Sends token requests somewhere other than the emulator.
     pub authority: Option<String>,
+    pub row_cap: usize,
 }
 
 impl Default for Options {
@@ -65,6 +66,7 @@ impl Default for Options {
             test_budget: Duration::from_secs(3),
             emulator,
             authority: None,
+            row_cap: 500_000,
         }
     }
 }
@@ -95,6 +97,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         db_url.as_deref(),
         options.test_budget,
     );
+    settings.query_row_cap = options.row_cap;
     if let Some(authority) = &options.authority {
         settings.endpoints.authority_host =
             Some(parse_endpoint("authority", authority).expect("url"));
@@ -115,7 +118,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         admin: keys
             .issue("admin@example.com", Role::Admin, Duration::from_secs(600))
             .expect("token"),
-        analyst: keys
+        analyst_token: keys
             .issue(
                 "analyst@example.com",
                 Role::Analyst,
@@ -148,6 +151,7 @@ pub fn settings(
             graph: Some(parse_endpoint("graph", &url).expect("url")),
         },
         connection_test_budget: test_budget,
+        query_row_cap: 500_000,
         secrets: Secrets {
             master_key: Some(SecretString::from(master_key.to_owned())),
             jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
@@ -195,6 +199,11 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    pub async fn analyst(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, Some(&self.analyst_token), body)
+            .await
     }
 
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {

@@ -9,12 +9,19 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod query;
+
+pub use query::{Cell, Column, QueryError, QueryRequest, QueryResult, Table};
+
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One provider connection, ready to talk to its SIEM.
 pub trait SiemConnector: Send + Sync {
     /// Runs every diagnostic step within `budget` and reports each one.
     fn test_connection(&self, budget: Duration) -> BoxFuture<'_, ConnectionReport>;
+
+    /// Runs an analyst's query.
+    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,0 +1,220 @@
+//! Investigations pin the provider that is default when they are opened, so changing the
+//! default later re-routes nothing that already exists (Grafana's "default" lesson).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::http::{ApiError, AppJson, FieldError};
+use crate::id::ResourceId;
+use crate::providers::model::timestamp;
+use crate::queries::{ProviderChoice, Queries, QueryInput, QueryResponse};
+use crate::store::{Db, StoreError, with_db};
+
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Investigation {
+    #[serde(skip)]
+    pub seq: i64,
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub provider_id: String,
+    pub created_by: String,
+    #[serde(serialize_with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewInvestigation {
+    title: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvestigationQuery {
+    query: Option<String>,
+    timespan: Option<String>,
+    timeout_s: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct InvestigationPage {
+    investigations: Vec<Investigation>,
+    next_cursor: Option<String>,
+}
+
+pub fn router() -> Router<Queries> {
+    Router::new()
+        .route("/", get(list).post(create))
+        .route("/{id}", get(detail))
+        .route("/{id}/query", post(query))
+}
+
+async fn create(
+    State(queries): State<Queries>,
+    user: AuthUser,
+    AppJson(body): AppJson<NewInvestigation>,
+) -> Result<impl IntoResponse, ApiError> {
+    let title = body
+        .title
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    let mut errors = Vec::new();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        errors.push(FieldError {
+            field: "title".into(),
+            message: format!("title is required, 1 to {MAX_TITLE_CHARS} characters"),
+        });
+    }
+    if body
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
+    {
+        errors.push(FieldError {
+            field: "description".into(),
+            message: format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let provider = queries.providers.default_provider().await?.ok_or_else(|| {
+        ApiError::conflict(
+            "no_default_provider",
+            "no default SIEM provider is set; an admin must set one (PUT /api/admin/siem-providers/{id}/default) before investigations can be opened",
+        )
+    })?;
+    let id = ResourceId::generate().to_string();
+    let now = Utc::now();
+    let sql = "INSERT INTO investigations (id, title, description, provider_id, created_by, created_at) \
+               VALUES ($1, $2, $3, $4, $5, $6)";
+    let db = &queries.providers.db;
+    with_db!(db, |pool| {
+        sqlx::query(sql)
+            .bind(&id)
+            .bind(&title)
+            .bind(body.description.as_deref())
+            .bind(&provider.id)
+            .bind(&user.email)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(StoreError::from)?;
+    });
+    let investigation = find(db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("investigation vanished"))?;
+    tracing::info!(investigation.id = %id, provider.id = %provider.id, "investigation opened");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/investigations/{id}"))],
+        Json(investigation),
+    ))
+}
+
+async fn find(db: &Db, id: &str) -> Result<Option<Investigation>, StoreError> {
+    let Some(id) = ResourceId::parse(id) else {
+        return Ok(None);
+    };
+    let sql = "SELECT seq, id, title, description, provider_id, created_by, created_at FROM investigations WHERE id = $1";
+    Ok(with_db!(db, |pool| sqlx::query_as(sql)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?))
+}
+
+async fn detail(
+    State(queries): State<Queries>,
+    Path(id): Path<String>,
+) -> Result<Json<Investigation>, ApiError> {
+    find(&queries.providers.db, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no investigation with this id"))
+}
+
+async fn list(
+    State(queries): State<Queries>,
+    Query(page): Query<Page>,
+) -> Result<Json<InvestigationPage>, ApiError> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            "limit must be between 1 and 100",
+        ));
+    }
+    let before = match page.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor must be a next_cursor value from a previous page",
+            )
+        })?),
+    };
+    let sql = "SELECT seq, id, title, description, provider_id, created_by, created_at FROM investigations \
+               WHERE ($1 IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2";
+    let db = &queries.providers.db;
+    let mut rows: Vec<Investigation> = with_db!(db, |pool| sqlx::query_as(sql)
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::from)?);
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|i| i.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(InvestigationPage {
+        investigations: rows,
+        next_cursor,
+    }))
+}
+
+/// Runs on the pinned provider, whatever the default is now.
+async fn query(
+    State(queries): State<Queries>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<InvestigationQuery>,
+) -> Result<Json<QueryResponse>, ApiError> {
+    let investigation = find(&queries.providers.db, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no investigation with this id"))?;
+    let input = QueryInput {
+        query: body.query,
+        timespan: body.timespan,
+        provider_id: None,
+        timeout_s: body.timeout_s,
+    };
+    let choice = ProviderChoice::Pinned {
+        provider_id: investigation.provider_id,
+        investigation_id: investigation.id,
+    };
+    Ok(Json(queries.run(&user, input, choice).await?))
+}

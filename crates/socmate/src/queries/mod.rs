@@ -1,0 +1,12 @@
+//! Analysts' queries through SIEM providers, and the audit trail of every query.
+//!
+//! A query runs on the provider the caller names, else on the current default; investigations
+//! pass the provider they pinned. Whatever happens, one audit row records who ran what where.
+
+mod audit;
+mod routes;
+mod service;
+
+pub use audit::AuditEntry;
+pub use routes::router;
+pub use service::{ProviderChoice, Queries, QueryInput, QueryResponse, QueryServiceError};

@@ -1,0 +1,134 @@
+//! `/api/siem/query` and `/api/siem/queries` (admins and analysts).
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, AuditEntry};
+use super::service::{ProviderChoice, Queries, QueryInput, QueryResponse, QueryServiceError};
+use crate::auth::{AuthUser, Role};
+use crate::http::{ApiError, AppJson};
+use crate::siem::QueryError;
+
+pub fn router() -> Router<Queries> {
+    Router::new()
+        .route("/query", post(run_query))
+        .route("/queries", get(list_queries))
+}
+
+async fn run_query(
+    State(queries): State<Queries>,
+    user: AuthUser,
+    AppJson(mut input): AppJson<QueryInput>,
+) -> Result<Json<QueryResponse>, ApiError> {
+    let choice = match input.provider_id.take() {
+        Some(id) => ProviderChoice::Explicit(id),
+        None => ProviderChoice::Default,
+    };
+    Ok(Json(queries.run(&user, input, choice).await?))
+}
+
+impl From<QueryServiceError> for ApiError {
+    fn from(e: QueryServiceError) -> Self {
+        match e {
+            QueryServiceError::Invalid(errors) => ApiError::validation(errors),
+            QueryServiceError::NoDefault => ApiError::conflict(
+                "no_default_provider",
+                "no default SIEM provider is set: pass provider_id, or ask an admin to set a default (PUT /api/admin/siem-providers/{id}/default)",
+            ),
+            QueryServiceError::Provider(crate::providers::ProviderError::NotFound) => {
+                ApiError::not_found(
+                    "no live SIEM provider with this id (deleted providers cannot be queried)",
+                )
+            }
+            QueryServiceError::Provider(e) => e.into(),
+            QueryServiceError::Store(e) => e.into(),
+            QueryServiceError::Query {
+                error,
+                query_id,
+                provider_id,
+            } => {
+                let code = super::service::error_code(&error);
+                let context = format!("(query {query_id} on provider {provider_id})");
+                match error {
+                    QueryError::Invalid { message, upstream } => {
+                        ApiError::new(StatusCode::BAD_REQUEST, code, format!("Log Analytics rejected the query: {message} {context}"))
+                            .with_upstream(upstream)
+                    }
+                    QueryError::Denied { hint, .. } => ApiError::new(StatusCode::BAD_GATEWAY, code, format!("{hint} {context}")),
+                    QueryError::Throttled { retry_after } => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        code,
+                        format!("the SIEM is throttling queries from this provider; retry later {context}"),
+                    )
+                    .with_retry_after(retry_after.map_or(5, |d| d.as_secs_f64().ceil() as u64).max(1)),
+                    QueryError::Timeout(limit) => ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        code,
+                        format!("the query did not finish within {} s; narrow the timespan or raise timeout_s (max 600) {context}", limit.as_secs()),
+                    ),
+                    QueryError::Unavailable(cause) => {
+                        tracing::warn!(%cause, "SIEM unavailable for a query");
+                        ApiError::new(StatusCode::BAD_GATEWAY, code, format!("the SIEM could not be reached or failed; retry later {context}"))
+                    }
+                    QueryError::Unreadable(cause) => ApiError::new(StatusCode::BAD_GATEWAY, code, format!("{cause} {context}")),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditPage {
+    queries: Vec<AuditEntry>,
+    next_cursor: Option<String>,
+}
+
+const MAX_PAGE: i64 = 100;
+
+async fn list_queries(
+    State(queries): State<Queries>,
+    user: AuthUser,
+    Query(page): Query<Page>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let before = match page.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor must be a next_cursor value from a previous page",
+            )
+        })?),
+    };
+    // Admins see every query; analysts their own.
+    let actor = (user.role != Role::Admin).then_some(user.email.as_str());
+    let mut entries = audit::list(&queries.providers.db, actor, before, limit + 1).await?;
+    let next_cursor = if entries.len() > limit as usize {
+        entries.truncate(limit as usize);
+        entries.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(AuditPage {
+        queries: entries,
+        next_cursor,
+    }))
+}

@@ -1,0 +1,249 @@
+//! Running a query on the right provider and auditing it.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, NewAuditEntry};
+use crate::auth::AuthUser;
+use crate::http::FieldError;
+use crate::id::ResourceId;
+use crate::providers::{ProviderError, Providers};
+use crate::siem::{QueryError, QueryRequest, QueryResult, millis};
+use crate::store::StoreError;
+
+pub const DEFAULT_TIMESPAN: &str = "P1D";
+pub const DEFAULT_TIMEOUT_SECS: u64 = 180;
+pub const MAX_TIMEOUT_SECS: u64 = 600;
+pub const MAX_QUERY_CHARS: usize = 32 * 1024;
+
+/// `POST /api/siem/query` and the investigation query body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryInput {
+    pub query: Option<String>,
+    pub timespan: Option<String>,
+    pub provider_id: Option<String>,
+    pub timeout_s: Option<f64>,
+}
+
+/// Where a query runs.
+#[derive(Debug, Clone)]
+pub enum ProviderChoice {
+    /// The caller named a provider.
+    Explicit(String),
+    /// The provider that is default now.
+    Default,
+    /// The provider an investigation pinned when it was opened.
+    Pinned {
+        provider_id: String,
+        investigation_id: String,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryResponse {
+    pub query_id: String,
+    pub provider_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub investigation_id: Option<String>,
+    #[serde(flatten)]
+    pub result: QueryResultBody,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QueryResultBody {
+    pub tables: Vec<crate::siem::Table>,
+    pub partial: bool,
+    pub error: Option<serde_json::Value>,
+    pub statistics: Option<Box<serde_json::value::RawValue>>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryServiceError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("no default SIEM provider is set")]
+    NoDefault,
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("{error}")]
+    Query {
+        error: QueryError,
+        query_id: String,
+        provider_id: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Clone)]
+pub struct Queries {
+    pub providers: Providers,
+    pub row_cap: usize,
+}
+
+struct Validated {
+    query: String,
+    timespan: String,
+    timeout: Duration,
+}
+
+impl Queries {
+    pub async fn run(
+        &self,
+        user: &AuthUser,
+        input: QueryInput,
+        choice: ProviderChoice,
+    ) -> Result<QueryResponse, QueryServiceError> {
+        let valid = validate(&input)?;
+        let (provider_id, investigation_id) = match choice {
+            ProviderChoice::Explicit(id) => (id, None),
+            ProviderChoice::Pinned {
+                provider_id,
+                investigation_id,
+            } => (provider_id, Some(investigation_id)),
+            ProviderChoice::Default => {
+                let provider = self
+                    .providers
+                    .default_provider()
+                    .await?
+                    .ok_or(QueryServiceError::NoDefault)?;
+                (provider.id, None)
+            }
+        };
+        let (provider, connector) = self.providers.connector_for(&provider_id).await?;
+        let started = Instant::now();
+        let outcome = connector
+            .query(QueryRequest {
+                query: valid.query.clone(),
+                timespan: valid.timespan.clone(),
+                timeout: valid.timeout,
+                row_cap: self.row_cap,
+            })
+            .await;
+        let elapsed = started.elapsed();
+        let query_id = ResourceId::generate().to_string();
+        let (status, error_code, rows) = match &outcome {
+            Ok(r) if r.partial_error.is_some() => ("partial", None, r.row_count()),
+            Ok(r) => ("succeeded", None, r.row_count()),
+            Err(e) => ("failed", Some(error_code(e)), 0),
+        };
+        // The audit row is written before the answer leaves: no audit, no answer.
+        audit::record(
+            &self.providers.db,
+            &NewAuditEntry {
+                id: &query_id,
+                actor: &user.email,
+                actor_role: user.role,
+                provider_id: &provider.id,
+                investigation_id: investigation_id.as_deref(),
+                query: &valid.query,
+                timespan: &valid.timespan,
+                status,
+                error_code,
+                row_count: rows,
+                duration_ms: millis(elapsed),
+            },
+        )
+        .await?;
+        tracing::info!(query_id, provider.id = %provider.id, actor = %user.email, status, rows, duration_ms = millis(elapsed), "query ran");
+        match outcome {
+            Ok(result) => Ok(QueryResponse {
+                query_id,
+                provider_id: provider.id,
+                investigation_id,
+                result: body(result),
+                latency_ms: millis(elapsed),
+            }),
+            Err(error) => Err(QueryServiceError::Query {
+                error,
+                query_id,
+                provider_id: provider.id,
+            }),
+        }
+    }
+}
+
+fn body(result: QueryResult) -> QueryResultBody {
+    QueryResultBody {
+        partial: result.partial_error.is_some(),
+        tables: result.tables,
+        error: result.partial_error,
+        statistics: result.statistics,
+        truncated: result.truncated,
+    }
+}
+
+pub fn error_code(error: &QueryError) -> &'static str {
+    match error {
+        QueryError::Invalid { .. } => "query_invalid",
+        QueryError::Denied { code, .. } => code,
+        QueryError::Throttled { .. } => "upstream_throttled",
+        QueryError::Timeout(_) => "query_timeout",
+        QueryError::Unavailable(_) => "upstream_unavailable",
+        QueryError::Unreadable(_) => "upstream_unreadable",
+    }
+}
+
+fn validate(input: &QueryInput) -> Result<Validated, QueryServiceError> {
+    let mut errors = Vec::new();
+    let mut add = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.into(),
+            message,
+        })
+    };
+    let query = input.query.as_deref().map(str::trim).unwrap_or_default();
+    if query.is_empty() {
+        add(
+            "query",
+            "query is required: the KQL to run, e.g. \"SecurityIncident | take 10\"".into(),
+        );
+    } else if query.chars().count() > MAX_QUERY_CHARS {
+        add(
+            "query",
+            format!("query must be at most {MAX_QUERY_CHARS} characters"),
+        );
+    }
+    let timespan = input
+        .timespan
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or(DEFAULT_TIMESPAN);
+    let timespan_ok = !timespan.is_empty()
+        && timespan.len() <= 100
+        && timespan
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":.-+/".contains(&b));
+    if !timespan_ok {
+        add(
+            "timespan",
+            "timespan must be an ISO 8601 duration such as PT1H or P7D, or an interval start/end"
+                .into(),
+        );
+    }
+    let timeout = match input.timeout_s {
+        None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+        Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TIMEOUT_SECS as f64 => {
+            Duration::from_secs_f64(t)
+        }
+        Some(_) => {
+            add(
+                "timeout_s",
+                format!("timeout_s must be between 1 and {MAX_TIMEOUT_SECS} seconds"),
+            );
+            Duration::ZERO
+        }
+    };
+    if !errors.is_empty() {
+        return Err(QueryServiceError::Invalid(errors));
+    }
+    Ok(Validated {
+        query: query.to_owned(),
+        timespan: timespan.to_owned(),
+        timeout,
+    })
+}

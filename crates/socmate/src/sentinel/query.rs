@@ -1,0 +1,243 @@
+//! Running KQL on the Log Analytics query API.
+//!
+//! The body is read once into memory and parsed straight into compact typed cells (no
+//! intermediate `serde_json::Value` tree), then released; the HTTP layer serialises the cells.
+//! Throttling is retried within the caller's timeout honouring `Retry-After`, a rejected token is
+//! renewed once, and at most [`QUERIES_PER_APP`] queries per app registration run at once, under
+//! Log Analytics' limit of five concurrent queries per identity.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::SentinelConnection;
+use super::cloud::join_segments;
+use super::diagnose;
+use super::outbound::{ErrorEnvelope, SendError, read_body_limited, retry_after, send};
+use super::token::{Freshness, TokenError};
+use crate::siem::{QueryError, QueryRequest, QueryResult, Table};
+
+/// Concurrent queries per app registration (Log Analytics queues above five).
+pub const QUERIES_PER_APP: usize = 4;
+/// Log Analytics returns at most ~100 MiB; anything far above is not a Log Analytics answer.
+const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
+/// Extra time the HTTP client waits beyond the server-side `wait`.
+const CLIENT_GRACE: Duration = Duration::from_secs(15);
+const MAX_THROTTLED_ATTEMPTS: u32 = 3;
+
+#[derive(Deserialize)]
+struct LogAnalyticsResponse {
+    tables: Vec<Table>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    statistics: Option<Box<RawValue>>,
+}
+
+impl SentinelConnection {
+    pub(super) async fn run_query(&self, request: QueryRequest) -> Result<QueryResult, QueryError> {
+        let started = Instant::now();
+        let deadline = started + request.timeout + CLIENT_GRACE;
+        let slots = self
+            .sentinel
+            .query_slots(&self.credentials.tenant_id, &self.credentials.client_id);
+        let _permit = tokio::time::timeout_at(deadline, slots.acquire_owned())
+            .await
+            .map_err(|_| QueryError::Timeout(request.timeout))?
+            .map_err(|_| QueryError::Unavailable("query slots closed".into()))?;
+
+        let scope = self.endpoints.log_analytics_scope.clone();
+        let mut token = self
+            .token(&scope, Freshness::Cached, deadline)
+            .await
+            .map_err(|e| self.token_error(&e, &request))?;
+        let url = join_segments(
+            &self.endpoints.log_analytics,
+            &["v1", "workspaces", &self.credentials.workspace_id, "query"],
+        );
+        let wait_secs = request.timeout.as_secs().clamp(1, 600);
+        let body = serde_json::json!({"query": request.query, "timespan": request.timespan});
+        let (mut renewed_token, mut throttled, mut server_errors) = (false, 0u32, 0u32);
+        loop {
+            let sent = send(
+                self.sentinel
+                    .http
+                    .post(url.clone())
+                    .bearer_auth(token.expose_secret())
+                    .header(
+                        "Prefer",
+                        format!("wait={wait_secs},include-statistics=true"),
+                    )
+                    .json(&body),
+                deadline,
+            )
+            .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(SendError::Timeout) => return Err(QueryError::Timeout(request.timeout)),
+                Err(SendError::Unreachable(cause)) => return Err(QueryError::Unavailable(cause)),
+            };
+            let status = response.status();
+            let retry = retry_after(&response);
+            let body = match read_body_limited(response, deadline, MAX_RESULT_BYTES).await {
+                Ok(Ok(b)) => b,
+                Ok(Err(size)) => {
+                    return Err(QueryError::Unreadable(format!(
+                        "the result is larger than {} MiB (read {size} bytes)",
+                        MAX_RESULT_BYTES / (1024 * 1024)
+                    )));
+                }
+                Err(SendError::Timeout) => return Err(QueryError::Timeout(request.timeout)),
+                Err(SendError::Unreachable(cause)) => return Err(QueryError::Unavailable(cause)),
+            };
+            match status {
+                StatusCode::OK => return parse_result(&body, request.row_cap),
+                StatusCode::NO_CONTENT => {
+                    return Ok(QueryResult {
+                        tables: Vec::new(),
+                        partial_error: None,
+                        statistics: None,
+                        truncated: false,
+                    });
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    throttled += 1;
+                    let wait = retry.unwrap_or(Duration::from_secs(1 << throttled.min(4)));
+                    if throttled >= MAX_THROTTLED_ATTEMPTS || Instant::now() + wait >= deadline {
+                        return Err(QueryError::Throttled { retry_after: retry });
+                    }
+                    tracing::info!(
+                        wait_ms = wait.as_millis() as u64,
+                        "Log Analytics throttled the query; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                StatusCode::GATEWAY_TIMEOUT => return Err(QueryError::Timeout(request.timeout)),
+                s if s.is_server_error() && server_errors == 0 => {
+                    server_errors += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                s => {
+                    let envelope = ErrorEnvelope::parse(&body);
+                    let codes = envelope.codes();
+                    let token_rejected = codes.contains(&"InvalidAuthenticationToken")
+                        || s == StatusCode::UNAUTHORIZED;
+                    if token_rejected && !renewed_token {
+                        // A revoked or rotated token: get a fresh one, once.
+                        renewed_token = true;
+                        token = self
+                            .token(&scope, Freshness::Fresh, deadline)
+                            .await
+                            .map_err(|e| self.token_error(&e, &request))?;
+                        continue;
+                    }
+                    tracing::warn!(
+                        http_status = s.as_u16(),
+                        upstream_codes = %codes.join(" > "),
+                        correlation_id = envelope.trace_id().unwrap_or(""),
+                        workspace_id = %self.credentials.workspace_id,
+                        "Log Analytics refused the query"
+                    );
+                    return Err(upstream_error(
+                        s,
+                        &body,
+                        &envelope,
+                        &self.credentials.workspace_id,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn token_error(&self, error: &TokenError, request: &QueryRequest) -> QueryError {
+        match error {
+            TokenError::Send(SendError::Timeout) => QueryError::Timeout(request.timeout),
+            TokenError::Send(SendError::Unreachable(cause)) => {
+                QueryError::Unavailable(cause.clone())
+            }
+            other => {
+                let d = diagnose::token_failure(
+                    other,
+                    &self.credentials.tenant_id,
+                    &self.credentials.client_id,
+                    self.endpoints
+                        .authority_host
+                        .host_str()
+                        .unwrap_or("Entra ID"),
+                    request.timeout.as_secs_f64(),
+                );
+                tracing::warn!(
+                    code = d.code,
+                    aadsts = other
+                        .aadsts()
+                        .map(|c| format!("AADSTS{c}"))
+                        .unwrap_or_default(),
+                    correlation_id = other.correlation_id().unwrap_or(""),
+                    "token request for a query failed"
+                );
+                QueryError::Denied {
+                    code: d.code,
+                    hint: d.hint,
+                }
+            }
+        }
+    }
+}
+
+fn upstream_error(
+    status: StatusCode,
+    body: &[u8],
+    envelope: &ErrorEnvelope,
+    workspace_id: &str,
+) -> QueryError {
+    match status.as_u16() {
+        400 => QueryError::Invalid {
+            message: envelope.message_chain(),
+            upstream: serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|mut v| v.get_mut("error").map(serde_json::Value::take))
+                .unwrap_or(serde_json::Value::Null),
+        },
+        s @ (401 | 403 | 404) => {
+            let d = diagnose::log_analytics_failure(s, envelope, workspace_id);
+            QueryError::Denied {
+                code: d.code,
+                hint: d.hint,
+            }
+        }
+        s => QueryError::Unavailable(format!("Log Analytics answered HTTP {s}")),
+    }
+}
+
+fn parse_result(body: &[u8], row_cap: usize) -> Result<QueryResult, QueryError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(QueryError::Unreadable(
+            "Log Analytics answered 200 with an empty body".into(),
+        ));
+    }
+    let parsed: LogAnalyticsResponse = serde_json::from_slice(body).map_err(|e| {
+        QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
+    })?;
+    let mut tables = parsed.tables;
+    let mut remaining = row_cap;
+    let mut truncated = false;
+    for table in &mut tables {
+        if table.rows.len() > remaining {
+            table.rows.truncate(remaining);
+            table.rows.shrink_to_fit();
+            truncated = true;
+        }
+        remaining -= table.rows.len();
+        table.decode_dynamic_columns();
+    }
+    Ok(QueryResult {
+        tables,
+        partial_error: parsed.error,
+        statistics: parsed.statistics,
+        truncated,
+    })
+}

@@ -202,7 +202,7 @@ async fn query(
     user: AuthUser,
     Path(id): Path<String>,
     AppJson(body): AppJson<InvestigationQuery>,
-) -> Result<Json<QueryResponse>, ApiError> {
+) -> Result<QueryResponse, ApiError> {
     let investigation = find(&queries.providers.db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("no investigation with this id"))?;
@@ -216,5 +216,5 @@ async fn query(
         provider_id: investigation.provider_id,
         investigation_id: investigation.id,
     };
-    Ok(Json(queries.run(&user, input, choice).await?))
+    Ok(queries.run(&user, input, choice).await?)
 }

@@ -1,7 +1,9 @@
 //! `/api/siem/query` and `/api/siem/queries` (admins and analysts).
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -22,12 +24,31 @@ async fn run_query(
     State(queries): State<Queries>,
     user: AuthUser,
     AppJson(mut input): AppJson<QueryInput>,
-) -> Result<Json<QueryResponse>, ApiError> {
+) -> Result<QueryResponse, ApiError> {
     let choice = match input.provider_id.take() {
         Some(id) => ProviderChoice::Explicit(id),
         None => ProviderChoice::Default,
     };
-    Ok(Json(queries.run(&user, input, choice).await?))
+    Ok(queries.run(&user, input, choice).await?)
+}
+
+impl IntoResponse for QueryResponse {
+    fn into_response(self) -> Response {
+        let parts = match self.body_parts() {
+            Ok(parts) => parts,
+            Err(e) => return ApiError::internal(&e).into_response(),
+        };
+        let length: usize = parts.iter().map(Vec::len).sum();
+        let chunks = parts.map(|p| Ok::<_, std::convert::Infallible>(Bytes::from(p)));
+        (
+            [
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (header::CONTENT_LENGTH, length.to_string()),
+            ],
+            Body::from_stream(futures::stream::iter(chunks)),
+        )
+            .into_response()
+    }
 }
 
 impl From<QueryServiceError> for ApiError {

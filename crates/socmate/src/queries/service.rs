@@ -41,24 +41,54 @@ pub enum ProviderChoice {
     },
 }
 
-#[derive(Debug, Serialize)]
+/// A successful query. Serialised by hand around the already-serialised tables (see
+/// [`QueryResult`]) so a large result is never copied into a second buffer.
+#[derive(Debug)]
 pub struct QueryResponse {
     pub query_id: String,
     pub provider_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub investigation_id: Option<String>,
-    #[serde(flatten)]
-    pub result: QueryResultBody,
+    pub result: QueryResult,
     pub latency_ms: f64,
 }
 
-#[derive(Debug, Serialize)]
-pub struct QueryResultBody {
-    pub tables: Vec<crate::siem::Table>,
-    pub partial: bool,
-    pub error: Option<serde_json::Value>,
-    pub statistics: Option<Box<serde_json::value::RawValue>>,
-    pub truncated: bool,
+#[derive(Serialize)]
+struct Head<'a> {
+    query_id: &'a str,
+    provider_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    investigation_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Tail<'a> {
+    partial: bool,
+    error: &'a Option<serde_json::Value>,
+    statistics: &'a Option<Box<serde_json::value::RawValue>>,
+    truncated: bool,
+    latency_ms: f64,
+}
+
+impl QueryResponse {
+    /// The JSON body as three parts: `{…head…,"tables":`, the tables, `,…tail…}`.
+    pub fn body_parts(self) -> serde_json::Result<[Vec<u8>; 3]> {
+        let mut head = serde_json::to_vec(&Head {
+            query_id: &self.query_id,
+            provider_id: &self.provider_id,
+            investigation_id: self.investigation_id.as_deref(),
+        })?;
+        head.pop(); // the closing brace
+        head.extend_from_slice(br#","tables":"#);
+        let mut tail = serde_json::to_vec(&Tail {
+            partial: self.result.partial_error.is_some(),
+            error: &self.result.partial_error,
+            statistics: &self.result.statistics,
+            truncated: self.result.truncated,
+            latency_ms: self.latency_ms,
+        })?;
+        tail[0] = b',';
+        Ok([head, self.result.tables_json, tail])
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,8 +157,8 @@ impl Queries {
         let elapsed = started.elapsed();
         let query_id = ResourceId::generate().to_string();
         let (status, error_code, rows) = match &outcome {
-            Ok(r) if r.partial_error.is_some() => ("partial", None, r.row_count()),
-            Ok(r) => ("succeeded", None, r.row_count()),
+            Ok(r) if r.partial_error.is_some() => ("partial", None, r.row_count),
+            Ok(r) => ("succeeded", None, r.row_count),
             Err(e) => ("failed", Some(error_code(e)), 0),
         };
         // The audit row is written before the answer leaves: no audit, no answer.
@@ -155,7 +185,7 @@ impl Queries {
                 query_id,
                 provider_id: provider.id,
                 investigation_id,
-                result: body(result),
+                result,
                 latency_ms: millis(elapsed),
             }),
             Err(error) => Err(QueryServiceError::Query {
@@ -164,16 +194,6 @@ impl Queries {
                 provider_id: provider.id,
             }),
         }
-    }
-}
-
-fn body(result: QueryResult) -> QueryResultBody {
-    QueryResultBody {
-        partial: result.partial_error.is_some(),
-        tables: result.tables,
-        error: result.partial_error,
-        statistics: result.statistics,
-        truncated: result.truncated,
     }
 }
 

@@ -10,6 +10,7 @@ mod diagnose;
 mod outbound;
 mod query;
 pub mod token;
+mod transcode;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! Running KQL on the Log Analytics query API.
 //!
-//! The body is read once into memory and parsed straight into compact typed cells (no
-//! intermediate `serde_json::Value` tree), then released; the HTTP layer serialises the cells.
+//! A result is transcoded while it downloads: chunks go to a blocking parser thread that writes
+//! SoCMate's table JSON directly, so the answer is never held whole as received, as a value tree
+//! and as output at once (Log Analytics answers reach ~100 MiB).
 //! Throttling is retried within the caller's timeout honouring `Retry-After`, a rejected token is
 //! renewed once, and at most [`QUERIES_PER_APP`] queries per app registration run at once, under
 //! Log Analytics' limit of five concurrent queries per identity.
@@ -10,8 +11,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::SentinelConnection;
@@ -19,24 +18,20 @@ use super::cloud::join_segments;
 use super::diagnose;
 use super::outbound::{ErrorEnvelope, SendError, read_body_limited, retry_after, send};
 use super::token::{Freshness, TokenError};
-use crate::siem::{QueryError, QueryRequest, QueryResult, Table};
+use super::transcode::transcode;
+use crate::siem::{QueryError, QueryRequest, QueryResult};
 
 /// Concurrent queries per app registration (Log Analytics queues above five).
 pub const QUERIES_PER_APP: usize = 4;
 /// Log Analytics returns at most ~100 MiB; anything far above is not a Log Analytics answer.
 const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
+/// Error bodies are small; anything larger is not worth reading.
+const MAX_ERROR_BYTES: usize = 1024 * 1024;
+/// Chunks in flight between the download and the parser thread.
+const CHUNKS_IN_FLIGHT: usize = 64;
 /// Extra time the HTTP client waits beyond the server-side `wait`.
 const CLIENT_GRACE: Duration = Duration::from_secs(15);
 const MAX_THROTTLED_ATTEMPTS: u32 = 3;
-
-#[derive(Deserialize)]
-struct LogAnalyticsResponse {
-    tables: Vec<Table>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-    #[serde(default)]
-    statistics: Option<Box<RawValue>>,
-}
 
 impl SentinelConnection {
     pub(super) async fn run_query(&self, request: QueryRequest) -> Result<QueryResult, QueryError> {
@@ -82,23 +77,21 @@ impl SentinelConnection {
                 Err(SendError::Unreachable(cause)) => return Err(QueryError::Unavailable(cause)),
             };
             let status = response.status();
+            if status == StatusCode::OK {
+                return stream_result(response, deadline, request.row_cap, request.timeout).await;
+            }
             let retry = retry_after(&response);
-            let body = match read_body_limited(response, deadline, MAX_RESULT_BYTES).await {
+            let body = match read_body_limited(response, deadline, MAX_ERROR_BYTES).await {
                 Ok(Ok(b)) => b,
-                Ok(Err(size)) => {
-                    return Err(QueryError::Unreadable(format!(
-                        "the result is larger than {} MiB (read {size} bytes)",
-                        MAX_RESULT_BYTES / (1024 * 1024)
-                    )));
-                }
+                Ok(Err(_)) => Vec::new(),
                 Err(SendError::Timeout) => return Err(QueryError::Timeout(request.timeout)),
                 Err(SendError::Unreachable(cause)) => return Err(QueryError::Unavailable(cause)),
             };
             match status {
-                StatusCode::OK => return parse_result(&body, request.row_cap),
                 StatusCode::NO_CONTENT => {
                     return Ok(QueryResult {
-                        tables: Vec::new(),
+                        tables_json: b"[]".to_vec(),
+                        row_count: 0,
                         partial_error: None,
                         statistics: None,
                         truncated: false,
@@ -213,31 +206,108 @@ fn upstream_error(
     }
 }
 
-fn parse_result(body: &[u8], row_cap: usize) -> Result<QueryResult, QueryError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+/// Downloads a 200 answer while a blocking thread transcodes it.
+async fn stream_result(
+    mut response: reqwest::Response,
+    deadline: Instant,
+    row_cap: usize,
+    timeout: Duration,
+) -> Result<QueryResult, QueryError> {
+    let size_hint = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+        .min(MAX_RESULT_BYTES);
+    let (chunks, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
+    let parser = tokio::task::spawn_blocking(move || {
+        let reader = std::io::BufReader::with_capacity(
+            256 * 1024,
+            ChunkReader {
+                receiver,
+                current: None,
+                offset: 0,
+            },
+        );
+        let mut json = serde_json::Deserializer::from_reader(reader);
+        let transcoded = transcode(&mut json, row_cap, size_hint)?;
+        json.end()?;
+        Ok::<_, serde_json::Error>(transcoded)
+    });
+    let mut received = 0usize;
+    let feed = loop {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Err(_) => break Err(QueryError::Timeout(timeout)),
+            Ok(Err(e)) if e.is_timeout() => break Err(QueryError::Timeout(timeout)),
+            Ok(Err(e)) => break Err(QueryError::Unavailable(e.to_string())),
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Ok(Some(chunk))) => {
+                received += chunk.len();
+                if received > MAX_RESULT_BYTES {
+                    break Err(QueryError::Unreadable(format!(
+                        "the result is larger than {} MiB",
+                        MAX_RESULT_BYTES / (1024 * 1024)
+                    )));
+                }
+                // A closed channel means the parser already stopped on an error, reported below.
+                if chunks.send(chunk).await.is_err() {
+                    break Ok(());
+                }
+            }
+        }
+    };
+    drop(chunks);
+    let parsed = parser
+        .await
+        .map_err(|e| QueryError::Unreadable(format!("the result parser failed: {e}")))?;
+    feed?;
+    if received == 0 {
         return Err(QueryError::Unreadable(
             "Log Analytics answered 200 with an empty body".into(),
         ));
     }
-    let parsed: LogAnalyticsResponse = serde_json::from_slice(body).map_err(|e| {
+    let transcoded = parsed.map_err(|e| {
         QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
     })?;
-    let mut tables = parsed.tables;
-    let mut remaining = row_cap;
-    let mut truncated = false;
-    for table in &mut tables {
-        if table.rows.len() > remaining {
-            table.rows.truncate(remaining);
-            table.rows.shrink_to_fit();
-            truncated = true;
-        }
-        remaining -= table.rows.len();
-        table.decode_dynamic_columns();
+    if !transcoded.saw_tables {
+        return Err(QueryError::Unreadable(
+            "Log Analytics' answer has no tables".into(),
+        ));
     }
     Ok(QueryResult {
-        tables,
-        partial_error: parsed.error,
-        statistics: parsed.statistics,
-        truncated,
+        tables_json: transcoded.tables_json,
+        row_count: transcoded.row_count,
+        partial_error: transcoded.error,
+        statistics: transcoded.statistics,
+        truncated: transcoded.truncated,
     })
+}
+
+/// Blocking `Read` over the chunks the download task sends.
+struct ChunkReader<T> {
+    receiver: tokio::sync::mpsc::Receiver<T>,
+    current: Option<T>,
+    offset: usize,
+}
+
+impl<T: AsRef<[u8]>> std::io::Read for ChunkReader<T> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(chunk) = &self.current {
+                let rest = &chunk.as_ref()[self.offset..];
+                if !rest.is_empty() {
+                    let n = rest.len().min(buf.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    self.offset += n;
+                    return Ok(n);
+                }
+            }
+            match self.receiver.blocking_recv() {
+                Some(chunk) => {
+                    self.current = Some(chunk);
+                    self.offset = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 mod query;
 
-pub use query::{Cell, Column, QueryError, QueryRequest, QueryResult, Table};
+pub use query::{QueryError, QueryRequest, QueryResult};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -22,6 +22,7 @@ use crate::auth::{JwtKeyError, JwtKeys, authenticate, require_admin};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::{Cipher, KeyCheckError, KeySource, load_verified_master_key};
 use crate::http::ApiError;
+use crate::incidents::IncidentSync;
 use crate::providers::{self, Providers};
 use crate::queries::Queries;
 use crate::sentinel::Sentinel;
@@ -59,6 +60,9 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     db: Db,
+    sync: IncidentSync,
+    /// Stops background work (the sync scheduler and runs) when the server shuts down.
+    background: CancellationToken,
 }
 
 #[derive(Clone)]
@@ -126,11 +130,21 @@ impl Application {
             providers: providers.clone(),
             row_cap: settings.query_row_cap,
         };
-        let router = router(providers, queries, jwt, db.clone());
+        let background = CancellationToken::new();
+        let instance_id = instance_id(&settings.data_dir)?;
+        let sync = IncidentSync::new(
+            providers.clone(),
+            instance_id,
+            settings.sync.clone(),
+            background.clone(),
+        );
+        let router = router(providers, queries, sync.clone(), jwt, db.clone());
         Ok(Self {
             listener,
             router,
             db,
+            sync,
+            background,
         })
     }
 
@@ -138,14 +152,44 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The incident sync engine (tests drive runs through it).
+    pub fn incident_sync(&self) -> IncidentSync {
+        self.sync.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, database = self.db.backend_name(), "socmate listening");
+        let scheduler = tokio::spawn(self.sync.clone().run_scheduler());
+        let background = self.background.clone();
         let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                background.cancel();
+            })
             .await;
+        self.background.cancel();
+        let _ = scheduler.await;
         self.db.close().await;
         result
+    }
+}
+
+/// This instance's stable identity (kept in the data dir): a restarted process reclaims its own
+/// sync leases at once instead of waiting for them to expire.
+fn instance_id(data_dir: &std::path::Path) -> Result<String, StartupError> {
+    let path = data_dir.join("instance.id");
+    let io_error = |source| StartupError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if crate::id::ResourceId::parse(id.trim()).is_some() => Ok(id.trim().to_owned()),
+        Ok(_) | Err(_) => {
+            let id = crate::id::ResourceId::generate().to_string();
+            std::fs::write(&path, &id).map_err(io_error)?;
+            Ok(id)
+        }
     }
 }
 
@@ -165,9 +209,20 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
         })
 }
 
-pub fn router(providers: Providers, queries: Queries, jwt: Arc<JwtKeys>, db: Db) -> Router {
+pub fn router(
+    providers: Providers,
+    queries: Queries,
+    sync: IncidentSync,
+    jwt: Arc<JwtKeys>,
+    db: Db,
+) -> Router {
     let admin = Router::new()
-        .nest("/siem-providers", providers::router().with_state(providers))
+        .nest(
+            "/siem-providers",
+            providers::router()
+                .with_state(providers)
+                .merge(crate::incidents::admin_routes().with_state(sync.clone())),
+        )
         // Its own fallback, so that unknown admin paths are behind the admin guard too.
         .fallback(api_not_found)
         .layer(middleware::from_fn(require_admin));
@@ -181,6 +236,7 @@ pub fn router(providers: Providers, queries: Queries, jwt: Arc<JwtKeys>, db: Db)
             "/investigations",
             crate::investigations::router().with_state(queries),
         )
+        .nest("/incidents", crate::incidents::router().with_state(sync))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(jwt, authenticate))
         .layer(SetResponseHeaderLayer::overriding(

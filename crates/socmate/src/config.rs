@@ -46,6 +46,15 @@ pub struct ServeArgs {
     /// Rows kept per query result; the rest are dropped and the result flagged `truncated`.
     #[arg(long, env = "SOCMATE_QUERY_ROW_CAP", default_value_t = 500_000)]
     pub query_row_cap: usize,
+    /// Seconds between scheduled incident syncs (0 disables the scheduler).
+    #[arg(long, env = "SOCMATE_SYNC_INTERVAL", default_value_t = 300)]
+    pub sync_interval: u64,
+    /// Seconds each sync re-reads before the watermark, for late updates.
+    #[arg(long, env = "SOCMATE_SYNC_LOOKBACK", default_value_t = 600)]
+    pub sync_lookback: u64,
+    /// Days the first sync of a provider reads back.
+    #[arg(long, env = "SOCMATE_SYNC_FIRST_WINDOW_DAYS", default_value_t = 7)]
+    pub sync_first_window_days: u64,
     /// Log format on stderr.
     #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -91,6 +100,7 @@ pub struct Settings {
     pub endpoints: EndpointOverrides,
     pub connection_test_budget: Duration,
     pub query_row_cap: usize,
+    pub sync: crate::incidents::SyncSettings,
     pub secrets: Secrets,
 }
 
@@ -122,6 +132,13 @@ impl Settings {
             },
             connection_test_budget: Duration::from_secs_f64(timeout),
             query_row_cap: args.query_row_cap.max(1),
+            sync: crate::incidents::SyncSettings {
+                interval: Duration::from_secs(args.sync_interval),
+                lookback: Duration::from_secs(args.sync_lookback),
+                first_window: Duration::from_secs(
+                    args.sync_first_window_days.saturating_mul(86_400),
+                ),
+            },
             secrets,
         })
     }

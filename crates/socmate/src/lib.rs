@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod id;
+pub mod incidents;
 pub mod investigations;
 pub mod providers;
 pub mod queries;

@@ -95,6 +95,8 @@ pub struct Provider {
     #[serde(serialize_with = "timestamp")]
     pub updated_at: DateTime<Utc>,
     pub cloud: AzureCloud,
+    /// Incidents are synced for the default provider and for providers that opt in.
+    pub sync_incidents: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,6 +136,8 @@ pub struct ConnectionBody {
     #[serde(default, deserialize_with = "secret_field")]
     pub client_secret: Option<SecretString>,
     pub cloud: Option<String>,
+    /// Sync incidents even when this provider is not the default.
+    pub sync_incidents: Option<bool>,
 }
 
 /// `PATCH` body: every field optional; an omitted secret keeps the stored one.
@@ -147,6 +151,7 @@ pub struct UpdateBody {
     #[serde(default, deserialize_with = "secret_field")]
     pub client_secret: Option<SecretString>,
     pub cloud: Option<String>,
+    pub sync_incidents: Option<bool>,
 }
 
 /// Deserialises a secret without ever echoing the submitted value in an error message.

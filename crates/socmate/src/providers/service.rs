@@ -101,6 +101,7 @@ impl Providers {
                 client_secret_ciphertext: &ciphertext,
                 client_secret_masked: &masked,
                 created_by,
+                sync_incidents: new.sync_incidents,
             },
         )
         .await?;
@@ -142,6 +143,7 @@ impl Providers {
                 client_id: changes.client_id.as_deref(),
                 cloud: changes.cloud,
                 secret: secret.as_ref().map(|(c, m)| (c.as_str(), m.as_str())),
+                sync_incidents: changes.sync_incidents,
                 reset_health: changes.touches_connection(),
             },
         )

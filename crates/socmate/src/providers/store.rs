@@ -13,7 +13,7 @@ macro_rules! columns {
     () => {
         "id, name, provider_type, status, workspace_id, tenant_id, client_id, cloud, \
          client_secret_masked, is_default, last_health_check, last_health_status, created_by, \
-         created_at, updated_at"
+         created_at, updated_at, sync_incidents"
     };
 }
 
@@ -34,6 +34,7 @@ struct ProviderRow {
     created_by: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    sync_incidents: bool,
 }
 
 impl TryFrom<ProviderRow> for Provider {
@@ -69,6 +70,7 @@ impl TryFrom<ProviderRow> for Provider {
             created_by: row.created_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            sync_incidents: row.sync_incidents,
         })
     }
 }
@@ -92,6 +94,7 @@ pub struct NewRow<'a> {
     pub client_secret_ciphertext: &'a str,
     pub client_secret_masked: &'a str,
     pub created_by: &'a str,
+    pub sync_incidents: bool,
 }
 
 /// Why a write was refused.
@@ -144,10 +147,10 @@ pub async fn insert(db: &Db, row: &NewRow<'_>) -> Result<Provider, WriteError> {
             }
             let sql = concat!("INSERT INTO siem_providers (id, name, provider_type, status, workspace_id, \
                  tenant_id, client_id, cloud, client_secret_ciphertext, client_secret_masked, \
-                 is_default, created_by, created_at, updated_at) \
+                 is_default, created_by, created_at, updated_at, sync_incidents) \
                  VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, \
                  NOT EXISTS (SELECT 1 FROM siem_providers WHERE is_default AND deleted_at IS NULL), \
-                 $10, $11, $11) RETURNING ", columns!(), "");
+                 $10, $11, $11, $12) RETURNING ", columns!(), "");
             let inserted: ProviderRow = sqlx::query_as(sql)
                 .bind(row.id)
                 .bind(row.name)
@@ -160,6 +163,7 @@ pub async fn insert(db: &Db, row: &NewRow<'_>) -> Result<Provider, WriteError> {
                 .bind(row.client_secret_masked)
                 .bind(row.created_by)
                 .bind(now)
+                .bind(row.sync_incidents)
                 .fetch_one(&mut *tx)
                 .await?;
             Ok::<_, WriteError>(Provider::try_from(inserted)?)
@@ -227,6 +231,7 @@ pub struct RowChanges<'a> {
     pub client_id: Option<&'a str>,
     pub cloud: Option<AzureCloud>,
     pub secret: Option<(&'a str, &'a str)>,
+    pub sync_incidents: Option<bool>,
     /// Changing where or as whom SoCMate connects resets health to never-checked.
     pub reset_health: bool,
 }
@@ -267,6 +272,7 @@ pub async fn update(db: &Db, id: &str, changes: &RowChanges<'_>) -> Result<Provi
                  status = CASE WHEN $9 THEN 'active' ELSE status END, \
                  last_health_check = CASE WHEN $9 THEN NULL ELSE last_health_check END, \
                  last_health_status = CASE WHEN $9 THEN NULL ELSE last_health_status END, \
+                 sync_incidents = COALESCE($11, sync_incidents), \
                  updated_at = $10 \
                  WHERE id = $1 AND deleted_at IS NULL RETURNING ",
                 columns!(),
@@ -283,6 +289,7 @@ pub async fn update(db: &Db, id: &str, changes: &RowChanges<'_>) -> Result<Provi
                 .bind(masked)
                 .bind(changes.reset_health)
                 .bind(now)
+                .bind(changes.sync_incidents)
                 .fetch_one(&mut *tx)
                 .await?;
             Ok::<_, WriteError>(Provider::try_from(row)?)

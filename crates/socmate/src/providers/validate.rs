@@ -35,6 +35,7 @@ pub struct Connection {
 pub struct NewProvider {
     pub name: String,
     pub connection: Connection,
+    pub sync_incidents: bool,
 }
 
 /// A validated PATCH: `None` keeps the current value.
@@ -46,6 +47,7 @@ pub struct ProviderChanges {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
     pub cloud: Option<AzureCloud>,
+    pub sync_incidents: Option<bool>,
 }
 
 impl ProviderChanges {
@@ -131,12 +133,14 @@ pub fn connection(body: ConnectionBody) -> Result<Connection, Vec<FieldError>> {
 
 pub fn new_provider(mut body: ConnectionBody) -> Result<NewProvider, Vec<FieldError>> {
     let name = body.name.take();
+    let sync_incidents = body.sync_incidents.take().unwrap_or(false);
     let mut errors = Errors::default();
     let name = required(&mut errors, "name", name, check_name);
     match connection(body) {
         Ok(connection) => errors.finish(|| NewProvider {
             name: name.unwrap_or_default(),
             connection,
+            sync_incidents,
         }),
         Err(mut more) => {
             errors.0.append(&mut more);
@@ -171,6 +175,7 @@ pub fn changes(body: UpdateBody) -> Result<ProviderChanges, Vec<FieldError>> {
         client_id,
         client_secret,
         cloud,
+        sync_incidents: body.sync_incidents,
     })
 }
 

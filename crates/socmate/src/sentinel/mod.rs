@@ -7,6 +7,7 @@
 
 pub mod cloud;
 mod diagnose;
+mod graph;
 mod outbound;
 mod query;
 pub mod token;
@@ -25,7 +26,8 @@ use self::diagnose::Diagnosis;
 use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
 use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
 use crate::siem::{
-    BoxFuture, Check, ConnectionReport, QueryError, QueryRequest, QueryResult, SiemConnector,
+    BoxFuture, Check, ConnectionReport, FetchError, IncidentPage, PageRequest, QueryError,
+    QueryRequest, QueryResult, SiemConnector,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -118,6 +120,18 @@ impl SiemConnector for SentinelConnection {
 
     fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>> {
         Box::pin(self.run_query(request))
+    }
+
+    fn incident_page(
+        &self,
+        request: PageRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<IncidentPage, FetchError>> {
+        Box::pin(self.fetch_incident_page(request, deadline))
+    }
+
+    fn tenant_id(&self) -> &str {
+        &self.credentials.tenant_id
     }
 }
 

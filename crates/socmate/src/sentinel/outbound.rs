@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 /// Why an outbound call produced no usable HTTP response.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     #[error("no answer before the deadline")]
     Timeout,
@@ -171,5 +171,58 @@ impl ErrorEnvelope {
             .as_deref()
             .filter(|s| !s.is_empty())
             .or(inner.and_then(|i| i.request_id.as_deref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_retry_after(value: &str) -> Response {
+        let response = axum::http::Response::builder()
+            .status(429)
+            .header("retry-after", value)
+            .body(Vec::<u8>::new())
+            .unwrap();
+        Response::from(response)
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_fractions_and_http_dates() {
+        assert_eq!(
+            retry_after(&with_retry_after("7")),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&with_retry_after("2.128")),
+            Some(Duration::from_millis(2128))
+        );
+        let in_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc2822();
+        let wait = retry_after(&with_retry_after(&in_a_minute)).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        for bad in ["soon", "-1", "NaN"] {
+            assert_eq!(retry_after(&with_retry_after(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_envelopes_yield_their_code_and_message_chains() {
+        let envelope = ErrorEnvelope::parse(
+            br#"{"error":{"message":"The request had some invalid properties","code":"BadArgumentError",
+            "innererror":{"code":"SemanticError","message":"A semantic error occurred.",
+            "innererror":{"code":"SEM0100","message":"'take' operator: Failed to resolve table"}}}}"#,
+        );
+        assert_eq!(
+            envelope.codes(),
+            ["BadArgumentError", "SemanticError", "SEM0100"]
+        );
+        assert_eq!(
+            envelope.message_chain(),
+            "The request had some invalid properties > A semantic error occurred. > 'take' operator: Failed to resolve table"
+        );
+        assert!(ErrorEnvelope::parse(b"not json").codes().is_empty());
     }
 }

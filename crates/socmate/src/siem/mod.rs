@@ -22,6 +22,73 @@ pub trait SiemConnector: Send + Sync {
 
     /// Runs an analyst's query.
     fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>>;
+
+    /// Reads one page of incidents (with their alerts) updated since a point in time.
+    fn incident_page(
+        &self,
+        request: PageRequest,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'_, Result<IncidentPage, FetchError>>;
+
+    /// The tenant whose incidents this connection reads (incidents are stored once per tenant).
+    fn tenant_id(&self) -> &str;
+}
+
+/// Which page of incidents to read.
+#[derive(Debug, Clone)]
+pub enum PageRequest {
+    /// The first page of incidents updated at or after this RFC 3339 instant.
+    First { updated_since: String },
+    /// The page a previous page linked to.
+    Next(String),
+}
+
+/// Incidents in the SIEM's own JSON shape, and the link to the next page if any.
+#[derive(Debug)]
+pub struct IncidentPage {
+    pub incidents: Vec<serde_json::Value>,
+    pub next: Option<String>,
+}
+
+/// Why a page of incidents could not be read. "Could not read" is never "nothing new".
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("throttled")]
+    Throttled { retry_after: Option<Duration> },
+    #[error("HTTP {status}")]
+    Server {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("{code}: {hint}")]
+    Denied { code: &'static str, hint: String },
+    #[error("no answer in time")]
+    Timeout,
+    #[error("unreachable: {0}")]
+    Unavailable(String),
+    #[error("unreadable answer: {0}")]
+    Unreadable(String),
+}
+
+impl FetchError {
+    /// Worth retrying within the same run.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Throttled { .. } | Self::Server { .. } | Self::Timeout | Self::Unavailable(_)
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "upstream_throttled",
+            Self::Server { .. } => "upstream_unavailable",
+            Self::Denied { code, .. } => code,
+            Self::Timeout => "upstream_timeout",
+            Self::Unavailable(_) => "upstream_unreachable",
+            Self::Unreadable(_) => "upstream_unreadable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -21,6 +21,8 @@ fn admin_routes() -> Vec<(Method, String)> {
         (Method::DELETE, format!("{base}/{ID}")),
         (Method::PUT, format!("{base}/{ID}/default")),
         (Method::POST, format!("{base}/{ID}/test")),
+        (Method::POST, format!("{base}/{ID}/sync")),
+        (Method::GET, format!("{base}/{ID}/sync")),
         // Unknown admin paths are behind the guard too.
         (Method::GET, "/api/admin/unknown".to_owned()),
     ]

@@ -40,6 +40,7 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     pub master_key: String,
     pub db_url: Option<String>,
+    pub sync: socmate::incidents::IncidentSync,
     shutdown: CancellationToken,
     /// Every response body the suite saw, for the leak checks.
     pub seen: Arc<Mutex<Vec<String>>>,
@@ -51,6 +52,8 @@ pub struct Options {
     /// Sends token requests somewhere other than the emulator.
     pub authority: Option<String>,
     pub row_cap: usize,
+    /// Scheduled incident syncs (zero: tests run syncs themselves).
+    pub sync_interval: Duration,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             emulator,
             authority: None,
             row_cap: 500_000,
+            sync_interval: Duration::ZERO,
         }
     }
 }
@@ -98,6 +102,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         options.test_budget,
     );
     settings.query_row_cap = options.row_cap;
+    settings.sync.interval = options.sync_interval;
     if let Some(authority) = &options.authority {
         settings.endpoints.authority_host =
             Some(parse_endpoint("authority", authority).expect("url"));
@@ -109,6 +114,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         .await
         .expect("app builds");
     let addr = app.local_addr().expect("addr");
+    let sync = app.incident_sync();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
     let keys = JwtKeys::from_secret(JWT_SECRET.as_bytes()).expect("jwt keys");
@@ -129,6 +135,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         data_dir,
         master_key,
         db_url,
+        sync,
         shutdown,
         seen: Arc::default(),
     }
@@ -152,6 +159,11 @@ pub fn settings(
         },
         connection_test_budget: test_budget,
         query_row_cap: 500_000,
+        // Tests drive sync runs themselves unless they ask for the scheduler.
+        sync: socmate::incidents::SyncSettings {
+            interval: Duration::ZERO,
+            ..Default::default()
+        },
         secrets: Secrets {
             master_key: Some(SecretString::from(master_key.to_owned())),
             jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),

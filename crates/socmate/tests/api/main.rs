@@ -6,6 +6,7 @@ mod binary;
 mod concurrency;
 mod connection_test;
 mod helpers;
+mod incidents;
 mod investigations;
 mod pg;
 mod providers;

@@ -1,0 +1,214 @@
+//! Graph incidents and alerts mapped to SoCMate's snake_case shape.
+//!
+//! Enum values are kept as Graph sent them (first letter lower-cased, since Graph's own examples
+//! mix `Active` and `active`), so values Graph adds later are stored, not rejected.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+/// One incident ready to store.
+pub struct MappedIncident {
+    pub external_id: String,
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub last_update: DateTime<Utc>,
+    pub created: Option<DateTime<Utc>>,
+    pub data: Value,
+    pub alerts: Vec<MappedAlert>,
+}
+
+pub struct MappedAlert {
+    pub external_id: String,
+    pub last_update: DateTime<Utc>,
+    pub data: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("incident {id}: {problem}")]
+pub struct MappingError {
+    pub id: String,
+    pub problem: String,
+}
+
+fn parse_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
+    value
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn enum_value(value: Option<&Value>) -> Option<String> {
+    let text = value?.as_str()?;
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    Some(first.to_lowercase().chain(chars).collect())
+}
+
+/// `camelCase` → `snake_case` for the keys SoCMate passes through unchanged.
+fn snake(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Maps one Graph incident; a record without an id or a readable `lastUpdateDateTime` is
+/// rejected on its own, not with its whole page.
+pub fn map_incident(incident: &Value) -> Result<MappedIncident, MappingError> {
+    let object = incident.as_object().ok_or_else(|| MappingError {
+        id: "?".into(),
+        problem: "not a JSON object".into(),
+    })?;
+    let external_id = match object.get("id") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 200 => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(MappingError {
+                id: "?".into(),
+                problem: "no id".into(),
+            });
+        }
+    };
+    let last_update = parse_time(object.get("lastUpdateDateTime")).ok_or_else(|| MappingError {
+        id: external_id.clone(),
+        problem: "no readable lastUpdateDateTime".into(),
+    })?;
+    let created = parse_time(object.get("createdDateTime"));
+    let status = enum_value(object.get("status"));
+    let severity = enum_value(object.get("severity"));
+
+    let mut data = Map::new();
+    for (key, value) in object {
+        let renamed = match key.as_str() {
+            "id" | "tenantId" | "alerts" => continue,
+            k if k.starts_with('@') => continue,
+            "lastUpdateDateTime" => "last_update_at".to_owned(),
+            "createdDateTime" => "created_at".to_owned(),
+            "status" | "severity" | "classification" | "determination" => {
+                data.insert(
+                    key.clone(),
+                    enum_value(Some(value)).map_or(Value::Null, Value::String),
+                );
+                continue;
+            }
+            // Graph's own doc examples say `tags` where the schema says `customTags`.
+            "tags" => "custom_tags".to_owned(),
+            other => snake(other),
+        };
+        data.insert(renamed, value.clone());
+    }
+    for key in ["custom_tags", "system_tags", "comments"] {
+        data.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+    }
+
+    let alerts = object
+        .get("alerts")
+        .and_then(Value::as_array)
+        .map(|alerts| alerts.iter().filter_map(map_alert).collect())
+        .unwrap_or_default();
+    Ok(MappedIncident {
+        external_id,
+        status,
+        severity,
+        last_update,
+        created,
+        data: Value::Object(data),
+        alerts,
+    })
+}
+
+fn map_alert(alert: &Value) -> Option<MappedAlert> {
+    let object = alert.as_object()?;
+    let external_id = object.get("id")?.as_str()?.to_owned();
+    let last_update = parse_time(object.get("lastUpdateDateTime"))
+        .or_else(|| parse_time(object.get("createdDateTime")))?;
+    let mut data = Map::new();
+    for (key, value) in object {
+        let renamed = match key.as_str() {
+            "id" => "external_id".to_owned(),
+            k if k.starts_with('@') => continue,
+            "lastUpdateDateTime" => "last_update_at".to_owned(),
+            "createdDateTime" => "created_at".to_owned(),
+            other => snake(other),
+        };
+        data.insert(renamed, value.clone());
+    }
+    Some(MappedAlert {
+        external_id,
+        last_update,
+        data: Value::Object(data),
+    })
+}
+
+pub fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_the_graph_fixture_incidents() {
+        for fixture in [
+            "graph-incidents-list-xsoar-testdata.json",
+            "graph-incidents-list-docs-example1.json",
+            "graph-incidents-list-expand-alerts-docs.json",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/fixtures/azure")
+                .join(fixture);
+            let page: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            for incident in page["value"].as_array().unwrap() {
+                let mapped = map_incident(incident).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+                assert!(!mapped.external_id.is_empty());
+                let data = mapped.data.as_object().unwrap();
+                for key in [
+                    "display_name",
+                    "status",
+                    "severity",
+                    "last_update_at",
+                    "custom_tags",
+                    "system_tags",
+                    "comments",
+                ] {
+                    assert!(
+                        data.contains_key(key),
+                        "{fixture}: {key} missing in {data:?}"
+                    );
+                }
+                assert!(
+                    data.keys()
+                        .all(|k| !k.chars().any(|c| c.is_ascii_uppercase())),
+                    "{data:?}"
+                );
+                let status = data["status"].as_str().unwrap();
+                assert!(
+                    status.starts_with(|c: char| c.is_ascii_lowercase()),
+                    "{status}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_enum_values_are_kept_and_bad_records_rejected_alone() {
+        let mapped = map_incident(&serde_json::json!({"id": "7", "status": "brandNewStatus", "lastUpdateDateTime": "2026-01-01T00:00:00.1234567Z"})).unwrap();
+        assert_eq!(mapped.status.as_deref(), Some("brandNewStatus"));
+        assert_eq!(
+            mapped.data["last_update_at"], "2026-01-01T00:00:00.1234567Z",
+            "Graph's own text is kept"
+        );
+        assert!(map_incident(&serde_json::json!({"id": "8"})).is_err());
+        assert!(
+            map_incident(&serde_json::json!({"lastUpdateDateTime": "2026-01-01T00:00:00Z"}))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! `/api/incidents` (admins and analysts) and `/api/admin/siem-providers/{id}/sync`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::nanos;
+use super::store::{self, IncidentFilter, IncidentRow};
+use super::sync::IncidentSync;
+use crate::http::ApiError;
+use crate::providers::ProviderError;
+
+pub fn router() -> Router<IncidentSync> {
+    Router::new()
+        .route("/", get(list))
+        .route("/{id}", get(detail))
+}
+
+/// Routes merged into `/api/admin/siem-providers`.
+pub fn admin_routes() -> Router<IncidentSync> {
+    Router::new().route("/{id}/sync", post(trigger).get(status))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<String>,
+    severity: Option<String>,
+    provider_id: Option<String>,
+    updated_since: Option<String>,
+}
+
+#[derive(Serialize)]
+struct IncidentList {
+    incidents: Vec<Value>,
+    total: i64,
+    next_cursor: Option<String>,
+}
+
+fn bad_request(code: &'static str, detail: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+}
+
+fn render(row: &IncidentRow) -> Value {
+    let mut data = serde_json::from_str::<Value>(&row.data)
+        .unwrap_or_else(|_| Value::Object(Default::default()));
+    if let Some(object) = data.as_object_mut() {
+        object.insert("id".into(), Value::String(row.id.clone()));
+        object.insert("tenant_id".into(), Value::String(row.tenant_id.clone()));
+        object.insert("external_id".into(), Value::String(row.external_id.clone()));
+    }
+    data
+}
+
+async fn list(
+    State(sync): State<IncidentSync>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<IncidentList>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(bad_request(
+            "invalid_limit",
+            "limit must be between 1 and 200",
+        ));
+    }
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => {
+            let (ns, id) = c.split_once('.').ok_or_else(|| {
+                bad_request("invalid_cursor", "cursor must be a next_cursor value")
+            })?;
+            Some((
+                ns.parse::<i64>().map_err(|_| {
+                    bad_request("invalid_cursor", "cursor must be a next_cursor value")
+                })?,
+                id.to_owned(),
+            ))
+        }
+    };
+    let updated_since_ns = match q.updated_since.as_deref() {
+        None => None,
+        Some(t) => Some(nanos(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|_| {
+                    bad_request(
+                        "invalid_updated_since",
+                        "updated_since must be an RFC 3339 time such as 2026-11-01T00:00:00Z",
+                    )
+                })?
+                .to_utc(),
+        )),
+    };
+    let filter = IncidentFilter {
+        status: q.status,
+        severity: q.severity,
+        provider_id: q.provider_id,
+        updated_since_ns,
+        before,
+        limit: limit + 1,
+    };
+    let (mut rows, total) = store::list_incidents(sync.db(), &filter).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|r| format!("{}.{}", r.last_update_ns, r.id))
+    } else {
+        None
+    };
+    Ok(Json(IncidentList {
+        incidents: rows.iter().map(render).collect(),
+        total,
+        next_cursor,
+    }))
+}
+
+async fn detail(
+    State(sync): State<IncidentSync>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let row = store::get_incident(sync.db(), &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no incident with this id"))?;
+    let mut incident = render(&row);
+    let alerts: Vec<Value> = store::incident_alerts(sync.db(), &row.tenant_id, &row.external_id)
+        .await?
+        .iter()
+        .filter_map(|a| serde_json::from_str(a).ok())
+        .collect();
+    let providers = store::incident_providers(sync.db(), &row.id).await?;
+    if let Some(object) = incident.as_object_mut() {
+        object.insert("alerts".into(), Value::Array(alerts));
+        object.insert("provider_ids".into(), serde_json::json!(providers));
+    }
+    Ok(Json(incident))
+}
+
+async fn trigger(
+    State(sync): State<IncidentSync>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let provider = sync.providers().get(&id).await.map_err(|e| match e {
+        ProviderError::NotFound => {
+            ApiError::not_found("no SIEM provider with this id (deleted providers are gone)")
+        }
+        other => other.into(),
+    })?;
+    sync.start_now(provider.id.clone());
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            serde_json::json!({"message": format!("incident sync of '{}' started", provider.name)}),
+        ),
+    ))
+}
+
+async fn status(
+    State(sync): State<IncidentSync>,
+    Path(id): Path<String>,
+) -> Result<Json<store::SyncStatus>, ApiError> {
+    let provider = sync.providers().get(&id).await.map_err(|e| match e {
+        ProviderError::NotFound => {
+            ApiError::not_found("no SIEM provider with this id (deleted providers are gone)")
+        }
+        other => other.into(),
+    })?;
+    Ok(Json(store::status(sync.db(), &provider.id).await?))
+}

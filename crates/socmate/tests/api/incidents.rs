@@ -1,0 +1,394 @@
+//! Incident sync against the emulator's Graph: complete, idempotent, newest version wins,
+//! merges shown once, throttling and 5xx survived, failures recorded.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use azure_emulator::{Endpoint, Fault, FaultKind, generate_incidents_for};
+use chrono::{SecondsFormat, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use socmate::incidents::RunOutcome;
+
+use crate::helpers::{Options, TENANT, TestApp, provider_body, spawn_app_with};
+
+/// external id → (lastUpdateDateTime, status) of what the emulator serves, merged ones apart.
+pub fn emulator_view(
+    app: &TestApp,
+) -> (BTreeMap<String, (String, String)>, BTreeMap<String, String>) {
+    let config = app.emulator.config();
+    let (mut live, mut merged) = (BTreeMap::new(), BTreeMap::new());
+    for incident in &config.tenants[0].incidents {
+        let id = incident["id"].as_str().unwrap().to_owned();
+        let status = incident["status"].as_str().unwrap().to_owned();
+        if status == "redirected" {
+            merged.insert(id, status);
+        } else {
+            live.insert(
+                id,
+                (
+                    incident["lastUpdateDateTime"].as_str().unwrap().to_owned(),
+                    status,
+                ),
+            );
+        }
+    }
+    (live, merged)
+}
+
+/// The same view from SoCMate's API, following every cursor.
+pub async fn socmate_view(
+    app: &TestApp,
+    status: Option<&str>,
+) -> BTreeMap<String, (String, String)> {
+    let mut seen = BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/api/incidents?limit=200".to_owned();
+        if let Some(s) = status {
+            path.push_str(&format!("&status={s}"));
+        }
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.analyst(Method::GET, &path, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for incident in page.body["incidents"].as_array().unwrap() {
+            let previous = seen.insert(
+                incident["external_id"].as_str().unwrap().to_owned(),
+                (
+                    incident["last_update_at"].as_str().unwrap().to_owned(),
+                    incident["status"].as_str().unwrap().to_owned(),
+                ),
+            );
+            assert!(
+                previous.is_none(),
+                "duplicate incident {}",
+                incident["external_id"]
+            );
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+/// `n` generated incidents, all updated within the last six days (inside the first sync window).
+pub fn with_incidents(n: usize, seed: u64) -> Options {
+    let mut options = Options::default();
+    let start = Utc::now() - chrono::Duration::days(6);
+    let (mut incidents, alerts) = generate_incidents_for(TENANT, n, seed, start);
+    let step = chrono::Duration::days(6).num_milliseconds() / (n as i64 + 1);
+    for (i, incident) in incidents.iter_mut().enumerate() {
+        let at = start + chrono::Duration::milliseconds(step * (i as i64 + 1));
+        incident["createdDateTime"] = json!(stamp(at - chrono::Duration::minutes(1)));
+        incident["lastUpdateDateTime"] = json!(stamp(at));
+    }
+    options.emulator.tenants[0].incidents = incidents;
+    options.emulator.tenants[0].alerts = alerts;
+    options
+}
+
+fn stamp(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+        .replace("00Z", "Z")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_incidents_sync_completely_through_updates_merges_and_faults() {
+    let app = spawn_app_with(with_incidents(5_000, 7)).await;
+    let provider = app.create_provider("Production Sentinel").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let outcome = app.sync.run_once(&provider).await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { created: 5000, .. }),
+        "{outcome:?}"
+    );
+    let (live, _) = emulator_view(&app);
+    assert_eq!(socmate_view(&app, None).await, live);
+
+    // Between runs: updates, late arrivals inside the look-back margin, and merges.
+    let watermark = live.values().map(|(t, _)| t.clone()).max().unwrap();
+    let watermark = chrono::DateTime::parse_from_rfc3339(&watermark)
+        .unwrap()
+        .to_utc();
+    app.emulator.update(|c| {
+        let incidents = &mut c.tenants[0].incidents;
+        for (i, incident) in incidents.iter_mut().enumerate() {
+            if i % 25 == 0 {
+                incident["status"] = json!("resolved");
+                incident["lastUpdateDateTime"] = json!(stamp(Utc::now()));
+            }
+        }
+        for i in 0..20 {
+            let target = incidents[i * 2 + 1]["id"].clone();
+            incidents[i * 2]["status"] = json!("redirected");
+            incidents[i * 2]["redirectIncidentId"] = target;
+            incidents[i * 2]["lastUpdateDateTime"] = json!(stamp(Utc::now()));
+        }
+        for i in 0..50 {
+            let mut late = incidents[100].clone();
+            late["id"] = json!(format!("{}", 900_000 + i));
+            late["status"] = json!("active");
+            late["lastUpdateDateTime"] = json!(stamp(watermark - chrono::Duration::minutes(5)));
+            incidents.push(late);
+        }
+    });
+    app.emulator.inject(
+        Fault::new(FaultKind::Throttle {
+            retry_after: "0.2".into(),
+        })
+        .on(Endpoint::GraphIncidents)
+        .times(2),
+    );
+    app.emulator.inject(
+        Fault::new(FaultKind::Status { status: 503 })
+            .on(Endpoint::GraphIncidents)
+            .times(2),
+    );
+    let outcome = app.sync.run_once(&provider).await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { created: 50, .. }),
+        "{outcome:?}"
+    );
+
+    let (live, merged) = emulator_view(&app);
+    assert_eq!(
+        socmate_view(&app, None).await,
+        live,
+        "newest version of every incident, merged ones hidden"
+    );
+    let redirected = socmate_view(&app, Some("redirected")).await;
+    assert_eq!(
+        redirected.keys().collect::<Vec<_>>(),
+        merged.keys().collect::<Vec<_>>()
+    );
+
+    // Nothing new: a third run reads the look-back window and changes nothing.
+    let outcome = app.sync.run_once(&provider).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            RunOutcome::Completed {
+                created: 0,
+                updated: 0,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    // Detail carries the alerts, the tenant, and which providers saw it.
+    let list = app
+        .analyst(Method::GET, "/api/incidents?limit=1&severity=high", None)
+        .await
+        .body;
+    assert!(list["total"].as_i64().unwrap() > 0);
+    let id = list["incidents"][0]["id"].as_str().unwrap();
+    let detail = app
+        .analyst(Method::GET, &format!("/api/incidents/{id}"), None)
+        .await
+        .body;
+    assert_eq!(detail["tenant_id"], TENANT);
+    assert_eq!(detail["severity"], "high");
+    assert_eq!(detail["provider_ids"], json!([provider]));
+    assert!(!detail["alerts"].as_array().unwrap().is_empty(), "{detail}");
+    assert!(detail["alerts"][0]["external_id"].is_string());
+}
+
+#[tokio::test]
+async fn could_not_read_is_recorded_and_never_looks_like_nothing_new() {
+    let app = spawn_app_with(with_incidents(30, 3)).await;
+    let provider = app.create_provider("No roles").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.emulator
+        .update(|c| c.tenants[0].apps[0].roles = vec!["Data.Read".into()]);
+    assert!(app.sync.run_once(&provider).await.is_err());
+    let status = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/siem-providers/{provider}/sync"),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(status["state"], "idle");
+    assert_eq!(
+        status["last_error"]["code"], "missing_permission",
+        "{status}"
+    );
+    assert!(
+        status["last_error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SecurityIncident.Read.All")
+    );
+    assert_eq!(
+        status["watermark"],
+        Value::Null,
+        "a failed run does not advance the watermark"
+    );
+    assert_eq!(status["last_success_at"], Value::Null);
+
+    // Persistent 5xx: retried, then recorded.
+    app.emulator.update(|c| {
+        c.tenants[0].apps[0].roles = azure_emulator::ALL_READ_ROLES
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
+    });
+    app.emulator.inject(
+        Fault::new(FaultKind::Status { status: 500 })
+            .on(Endpoint::GraphIncidents)
+            .times(10),
+    );
+    assert!(app.sync.run_once(&provider).await.is_err());
+    let status = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/siem-providers/{provider}/sync"),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(status["last_error"]["code"], "upstream_unavailable");
+    assert_eq!(status["watermark"], Value::Null);
+
+    // Once Graph answers, everything arrives and the error clears.
+    app.emulator.clear_faults();
+    app.sync.run_once(&provider).await.unwrap();
+    let status = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/siem-providers/{provider}/sync"),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(status["last_error"], Value::Null);
+    assert!(status["watermark"].is_string());
+    assert_eq!(status["fetched"], 30);
+    assert_eq!(status["created"], 30);
+}
+
+#[tokio::test]
+async fn the_trigger_starts_a_run_and_the_status_follows_it() {
+    let app = spawn_app_with(with_incidents(200, 5)).await;
+    let provider = app.create_provider("Triggered").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/admin/siem-providers/{provider}/sync");
+    let reply = app.admin(Method::POST, &path, None).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let started = Instant::now();
+    loop {
+        let status = app.admin(Method::GET, &path, None).await.body;
+        if status["state"] == "idle" && status["last_success_at"].is_string() {
+            assert_eq!(status["fetched"], 200);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reply = app
+        .admin(
+            Method::POST,
+            "/api/admin/siem-providers/0123456789abcdef01234567/sync",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = app
+        .analyst(Method::GET, "/api/incidents?limit=500", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = app
+        .analyst(Method::GET, "/api/incidents?updated_since=yesterday", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = app
+        .analyst(Method::GET, "/api/incidents/0123456789abcdef01234567", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
+    let options = Options {
+        sync_interval: Duration::from_millis(500),
+        ..with_incidents(20, 9)
+    };
+    let app = spawn_app_with(options).await;
+    let default = app.create_provider("Default").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plain = app.create_provider("Not opted in").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut body = provider_body("Opted in");
+    body["sync_incidents"] = json!(true);
+    let opted = app
+        .admin(Method::POST, "/api/admin/siem-providers", Some(body))
+        .await;
+    assert_eq!(opted.body["sync_incidents"], true);
+    let opted = opted.body["id"].as_str().unwrap().to_owned();
+
+    let started = Instant::now();
+    let status = |id: String| {
+        let app = &app;
+        async move {
+            app.admin(
+                Method::GET,
+                &format!("/api/admin/siem-providers/{id}/sync"),
+                None,
+            )
+            .await
+            .body
+        }
+    };
+    loop {
+        let (d, o) = (status(default.clone()).await, status(opted.clone()).await);
+        if d["last_success_at"].is_string() && o["last_success_at"].is_string() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{d} {o}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status(plain.clone()).await["last_started_at"],
+        Value::Null,
+        "never synced without opting in"
+    );
+    // Both providers saw the same tenant's incidents: stored once, linked to both.
+    let list = app
+        .analyst(Method::GET, "/api/incidents?limit=200", None)
+        .await
+        .body;
+    assert_eq!(list["total"], emulator_view(&app).0.len());
+    let id = list["incidents"][0]["id"].as_str().unwrap();
+    let detail = app
+        .analyst(Method::GET, &format!("/api/incidents/{id}"), None)
+        .await
+        .body;
+    let mut expected = vec![default.clone(), opted.clone()];
+    expected.sort();
+    assert_eq!(detail["provider_ids"], json!(expected));
+    let filtered = app
+        .analyst(
+            Method::GET,
+            &format!("/api/incidents?provider_id={plain}"),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(filtered["total"], 0);
+}

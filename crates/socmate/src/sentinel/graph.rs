@@ -167,3 +167,44 @@ fn send_error(error: SendError) -> FetchError {
         SendError::Unreachable(cause) => FetchError::Unavailable(cause),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::sentinel::cloud::{AzureCloud, EndpointOverrides, parse_endpoint};
+    use crate::sentinel::{Sentinel, SentinelCredentials};
+
+    #[test]
+    fn next_links_are_followed_only_to_the_configured_graph_origin() {
+        let overrides = EndpointOverrides {
+            graph: Some(parse_endpoint("graph", "http://127.0.0.1:4000").unwrap()),
+            ..Default::default()
+        };
+        let sentinel = Arc::new(Sentinel::new(overrides).unwrap());
+        let connection = sentinel.connect(SentinelCredentials {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: SecretString::from("s".to_owned()),
+            workspace_id: "w".into(),
+            cloud: AzureCloud::AzurePublic,
+        });
+        assert!(
+            connection
+                .checked_next_link("http://127.0.0.1:4000/v1.0/security/incidents?$skip=50")
+                .is_ok()
+        );
+        for foreign in [
+            "http://127.0.0.2:4000/v1.0/security/incidents?$skip=50",
+            "http://127.0.0.1:4001/v1.0/security/incidents",
+            "https://127.0.0.1:4000/v1.0/security/incidents",
+            "http://evil.example/v1.0/security/incidents",
+            "not a url",
+        ] {
+            assert!(connection.checked_next_link(foreign).is_err(), "{foreign}");
+        }
+    }
+}

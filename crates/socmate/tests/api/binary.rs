@@ -98,6 +98,12 @@ impl Server {
         }
     }
 
+    /// SIGKILL: no shutdown code runs at all.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit status (graceful shutdown must finish promptly).
     pub fn terminate(mut self) -> std::process::ExitStatus {
         Command::new("kill")
@@ -291,4 +297,182 @@ async fn trace_logs_never_contain_a_secret() {
     // ...and holds no secret, however encoded.
     assert_no_canary("the trace-level server log", &text);
     assert!(!readable.contains(&key));
+}
+
+async fn sync_finished_after(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    provider: &str,
+    previous: &serde_json::Value,
+) -> serde_json::Value {
+    let path = format!("{base}/api/admin/siem-providers/{provider}/sync");
+    let started = Instant::now();
+    loop {
+        let status: serde_json::Value = http
+            .get(&path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["state"] == "idle"
+            && status["last_finished_at"] != *previous
+            && status["last_finished_at"].is_string()
+        {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "sync did not finish: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
+    use azure_emulator::{Endpoint, Fault, FaultKind};
+    let options = crate::incidents::with_incidents(1_500, 11);
+    let emulator = RunningEmulator::start(options.emulator).await.unwrap();
+    // Slow pages so that kills land mid-run.
+    emulator.inject(Fault::new(FaultKind::Delay { ms: 40 }).on(Endpoint::GraphIncidents));
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let key = master_key_b64(21);
+    let envs = [
+        ("SOCMATE_MASTER_KEY", key.as_str()),
+        ("SOCMATE_SYNC_INTERVAL", "0"),
+    ];
+    let http = reqwest::Client::new();
+
+    let server = Server::start(&data, Some(&emulator), &envs, "setup.log").await;
+    let token = issue_token(&data, "admin");
+    let created: serde_json::Value = http
+        .post(format!("{}/api/admin/siem-providers", server.base))
+        .bearer_auth(&token)
+        .json(&provider_body("Crash"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let provider = created["id"].as_str().unwrap().to_owned();
+    server.kill();
+
+    let full_run_pages = 1_500usize.div_ceil(50);
+    let mut interrupted = 0;
+    for round in 0..10 {
+        emulator.clear_requests();
+        let server =
+            Server::start(&data, Some(&emulator), &envs, &format!("crash-{round}.log")).await;
+        let reply = http
+            .post(format!(
+                "{}/api/admin/siem-providers/{provider}/sync",
+                server.base
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 202);
+        let mut byte = [0u8; 1];
+        aws_lc_rs::rand::fill(&mut byte).unwrap();
+        tokio::time::sleep(Duration::from_millis(100 + u64::from(byte[0]) * 6)).await;
+        server.kill();
+        if emulator.request_count(Endpoint::GraphIncidents) < full_run_pages {
+            interrupted += 1;
+        }
+        // Upstream keeps changing between crashes.
+        if round % 3 == 1 {
+            emulator.update(|c| {
+                for incident in c.tenants[0].incidents.iter_mut().skip(round).step_by(97) {
+                    incident["status"] = json!("inProgress");
+                    incident["lastUpdateDateTime"] = json!(
+                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    );
+                }
+            });
+        }
+    }
+
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 10 kills landed mid-sync"
+    );
+    emulator.clear_faults();
+    let server = Server::start(&data, Some(&emulator), &envs, "final.log").await;
+    let api_app_base = server.base.clone();
+    let status_path = format!("{api_app_base}/api/admin/siem-providers/{provider}/sync");
+    let before: serde_json::Value = http
+        .get(&status_path)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.post(&status_path)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let status = sync_finished_after(
+        &http,
+        &api_app_base,
+        &token,
+        &provider,
+        &before["last_finished_at"],
+    )
+    .await;
+    assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
+
+    // The store equals the emulator's set: every incident once, each at its newest version.
+    let config = emulator.config();
+    let mut expected = std::collections::BTreeMap::new();
+    for incident in &config.tenants[0].incidents {
+        if incident["status"] != "redirected" {
+            expected.insert(
+                incident["id"].as_str().unwrap().to_owned(),
+                (
+                    incident["lastUpdateDateTime"].as_str().unwrap().to_owned(),
+                    incident["status"].as_str().unwrap().to_owned(),
+                ),
+            );
+        }
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    let mut cursor = String::new();
+    loop {
+        let page: serde_json::Value = http
+            .get(format!("{api_app_base}/api/incidents?limit=200{cursor}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for incident in page["incidents"].as_array().unwrap() {
+            let previous = seen.insert(
+                incident["external_id"].as_str().unwrap().to_owned(),
+                (
+                    incident["last_update_at"].as_str().unwrap().to_owned(),
+                    incident["status"].as_str().unwrap().to_owned(),
+                ),
+            );
+            assert!(previous.is_none(), "duplicate {}", incident["external_id"]);
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), expected.len());
+    assert_eq!(seen, expected);
+    assert!(server.terminate().success());
 }

@@ -392,3 +392,72 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
         .body;
     assert_eq!(filtered["total"], 0);
 }
+
+#[tokio::test]
+async fn a_paused_holders_writes_are_fenced_off() {
+    use socmate::incidents::store::{self, SyncStoreError};
+    let app = spawn_app_with(with_incidents(10, 1)).await;
+    let provider = app.create_provider("Fenced").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let db = app.sync.db();
+    let old = store::acquire_lease(db, &provider, "replica-a")
+        .await
+        .unwrap()
+        .expect("free lease");
+    assert!(
+        store::acquire_lease(db, &provider, "replica-b")
+            .await
+            .unwrap()
+            .is_none(),
+        "a live lease is exclusive"
+    );
+
+    // Replica A stalls past its lease; replica B takes over.
+    let expire = "UPDATE sync_state SET lease_expires_ns = 0 WHERE provider_id = $1";
+    match crate::secrets::connect(&app).await {
+        crate::secrets::Conn::Sqlite(mut c) => sqlx::query(expire)
+            .bind(&provider)
+            .execute(&mut c)
+            .await
+            .map(drop)
+            .unwrap(),
+        crate::secrets::Conn::Pg(mut c) => sqlx::query(expire)
+            .bind(&provider)
+            .execute(&mut c)
+            .await
+            .map(drop)
+            .unwrap(),
+    }
+    let new = store::acquire_lease(db, &provider, "replica-b")
+        .await
+        .unwrap()
+        .expect("expired lease");
+    assert_eq!(new.generation, old.generation + 1);
+
+    // A wakes up: its page write and its watermark are both refused.
+    assert!(matches!(
+        store::commit_page(db, &old, TENANT, &[]).await,
+        Err(SyncStoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store::finish(db, &old, Some(("2099-01-01T00:00:00Z", i64::MAX)), None).await,
+        Err(SyncStoreError::LeaseLost)
+    ));
+    store::commit_page(db, &new, TENANT, &[]).await.unwrap();
+    store::finish(db, &new, None, None).await.unwrap();
+    let status = app
+        .admin(
+            Method::GET,
+            &format!("/api/admin/siem-providers/{provider}/sync"),
+            None,
+        )
+        .await
+        .body;
+    assert_eq!(
+        status["watermark"],
+        Value::Null,
+        "the fenced-off watermark never landed"
+    );
+}

@@ -405,3 +405,78 @@ async fn a_database_outage_gives_fast_503s_and_recovers_without_restart() {
     );
     assert!(server.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set SOCMATE_TEST_DATABASE_URL and pass --include-ignored (CI does)"]
+async fn two_replicas_never_sync_one_provider_at_once_and_converge() {
+    use azure_emulator::{Endpoint, Fault, FaultKind, RunningEmulator};
+    let url = crate::pg::fresh_database()
+        .await
+        .expect("SOCMATE_TEST_DATABASE_URL must be set for this test");
+    let emulator = RunningEmulator::start(crate::incidents::with_incidents(600, 13).emulator)
+        .await
+        .unwrap();
+    emulator.inject(Fault::new(FaultKind::Delay { ms: 30 }).on(Endpoint::GraphIncidents));
+    let root = tempfile::tempdir().unwrap();
+    let key = master_key_b64(14);
+    let envs = [
+        ("SOCMATE_DATABASE_URL", url.as_str()),
+        ("SOCMATE_MASTER_KEY", key.as_str()),
+        ("SOCMATE_SYNC_INTERVAL", "1"),
+    ];
+    let dirs = ["s1", "s2"].map(|d| root.path().join(d));
+    let (a, b) = tokio::join!(
+        Server::start(&dirs[0], Some(&emulator), &envs, "s1.log"),
+        Server::start(&dirs[1], Some(&emulator), &envs, "s2.log"),
+    );
+    let token = issue_token_with(&dirs[0], "admin");
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}{BASE}", a.base))
+        .bearer_auth(&token)
+        .json(&provider_body("Shared"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    // Both schedulers fire every second for several runs.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        emulator.max_concurrent(Endpoint::GraphIncidents),
+        1,
+        "two replicas read the same provider at once"
+    );
+    let first_pages = emulator
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.endpoint == Some(Endpoint::GraphIncidents)
+                && !r.query.as_deref().unwrap_or_default().contains("skip")
+        })
+        .count();
+    assert!(
+        first_pages >= 2,
+        "the replicas kept syncing ({first_pages} runs)"
+    );
+
+    let live = emulator.config().tenants[0]
+        .incidents
+        .iter()
+        .filter(|i| i["status"] != "redirected")
+        .count();
+    for replica in [&a, &b] {
+        let list: Value = http
+            .get(format!("{}/api/incidents?limit=1", replica.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list["total"], live, "as seen from {}", replica.base);
+    }
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}

@@ -13,12 +13,12 @@ use crate::helpers::{CANARY, TestApp, master_key_b64, rotated_secret, settings, 
 
 const BASE: &str = "/api/admin/siem-providers";
 
-enum Conn {
+pub enum Conn {
     Sqlite(SqliteConnection),
     Pg(PgConnection),
 }
 
-async fn connect(app: &TestApp) -> Conn {
+pub async fn connect(app: &TestApp) -> Conn {
     match &app.db_url {
         Some(url) => Conn::Pg(PgConnection::connect(url).await.unwrap()),
         None => Conn::Sqlite(

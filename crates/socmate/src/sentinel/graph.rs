@@ -174,7 +174,6 @@ mod tests {
 
     use secrecy::SecretString;
 
-    use super::*;
     use crate::sentinel::cloud::{AzureCloud, EndpointOverrides, parse_endpoint};
     use crate::sentinel::{Sentinel, SentinelCredentials};
 

@@ -5,7 +5,8 @@
 //! (`shared/fixtures/azure/graph-error-*.json`).
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,12 +14,22 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use crate::config::Tenant;
 use crate::state::{Bearer, Caller, Shared};
 use crate::token::GRAPH_AUDIENCES;
 use crate::util;
 
 const ODATA_CONTENT_TYPE: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
 const ERROR_CONTENT_TYPE: &str = "application/json";
+
+/// The datetime properties that `$filter` and `$orderby` accept (for both resources); an
+/// [`ItemKey`] holds their parsed values in this order.
+const DATE_PROPS: [&str; 2] = ["createdDateTime", "lastUpdateDateTime"];
+
+/// Position of a datetime property (one of [`DATE_PROPS`]) in [`ItemKey::dates`].
+fn date_slot(prop: &str) -> usize {
+    DATE_PROPS.iter().position(|p| *p == prop).unwrap_or(0)
+}
 
 /// Which collection a request addresses.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -70,7 +81,7 @@ impl Resource {
     }
 
     fn date_props(self) -> &'static [&'static str] {
-        &["createdDateTime", "lastUpdateDateTime"]
+        &DATE_PROPS
     }
 
     fn string_props(self) -> &'static [&'static str] {
@@ -271,11 +282,7 @@ fn authorize(shared: &Shared, headers: &HeaderMap, resource: Resource) -> Result
     let Some(caller) = shared.caller(token) else {
         return Err(unauthenticated("Invalid token", headers));
     };
-    let granted: Vec<String> = caller
-        .app
-        .as_ref()
-        .map(|a| a.roles.clone())
-        .unwrap_or_default();
+    let granted: Vec<String> = caller.app().map(|a| a.roles.clone()).unwrap_or_default();
     let required = resource.required_roles();
     if !required.iter().any(|r| granted.iter().any(|g| g == r)) {
         return Err(graph_error(
@@ -356,10 +363,11 @@ enum Clause {
 }
 
 impl Clause {
-    fn matches(&self, item: &Value) -> bool {
+    /// Whether `item`, whose precomputed values are `key`, satisfies the clause.
+    fn matches(&self, item: &Value, key: &ItemKey) -> bool {
         match self {
             Clause::Date { prop, cmp, at } => {
-                instant(item, prop).is_some_and(|t| cmp.holds(t.cmp(at)))
+                key.dates[date_slot(prop)].is_some_and(|t| cmp.holds(t.cmp(at)))
             }
             Clause::Text {
                 prop,
@@ -643,29 +651,107 @@ fn id_of(item: &Value) -> String {
     }
 }
 
-fn compare_ids(a: &str, b: &str) -> Ordering {
-    match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => a.cmp(b),
+/// An alert's `incidentId` in the form compared with [`id_of`] of an incident.
+fn incident_id_of(alert: &Value) -> Option<String> {
+    match alert.get("incidentId") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
     }
 }
 
-/// Adds (`$expand=alerts`) or strips the `alerts` relationship of an incident.
-fn shape_incident(mut item: Value, expand: bool, tenant_alerts: &[Value]) -> Value {
+/// What a listing needs of one incident or alert, computed once per configuration snapshot
+/// instead of once per comparison.
+pub(crate) struct ItemKey {
+    /// Index of the item in the tenant's `incidents` or `alerts`.
+    pos: usize,
+    /// The parsed [`DATE_PROPS`] (`None` if missing or not a datetime).
+    dates: [Option<DateTime<Utc>>; DATE_PROPS.len()],
+    /// [`id_of`] the item.
+    id: String,
+    /// `id` as a number, if it is one.
+    numeric_id: Option<u64>,
+}
+
+impl ItemKey {
+    fn new(pos: usize, item: &Value) -> Self {
+        let id = id_of(item);
+        Self {
+            pos,
+            dates: DATE_PROPS.map(|p| instant(item, p)),
+            numeric_id: id.parse().ok(),
+            id,
+        }
+    }
+
+    /// Ids compare as numbers if both are numbers, else as text.
+    fn compare_ids(&self, other: &Self) -> Ordering {
+        match (self.numeric_id, other.numeric_id) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => self.id.cmp(&other.id),
+        }
+    }
+}
+
+/// Indexes over one tenant's incidents and alerts, each built on first use and kept with the
+/// configuration snapshot they were built from (see [`crate::state::Snapshot`]).
+#[derive(Default)]
+pub(crate) struct GraphIndex {
+    incidents: OnceLock<Vec<ItemKey>>,
+    alerts: OnceLock<Vec<ItemKey>>,
+    /// `incidentId` → positions in the tenant's `alerts`, in their order.
+    alerts_by_incident: OnceLock<HashMap<String, Vec<usize>>>,
+}
+
+impl GraphIndex {
+    fn keys(&self, tenant: &Tenant, resource: Resource) -> &[ItemKey] {
+        let (cell, items) = match resource {
+            Resource::Incidents => (&self.incidents, &tenant.incidents),
+            Resource::Alerts => (&self.alerts, &tenant.alerts),
+        };
+        cell.get_or_init(|| {
+            items
+                .iter()
+                .enumerate()
+                .map(|(pos, item)| ItemKey::new(pos, item))
+                .collect()
+        })
+    }
+
+    /// The tenant's alerts whose `incidentId` is `incident_id`, in their order.
+    fn alerts_of(&self, tenant: &Tenant, incident_id: &str) -> Vec<Value> {
+        let by_incident = self.alerts_by_incident.get_or_init(|| {
+            let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+            for (pos, alert) in tenant.alerts.iter().enumerate() {
+                if let Some(id) = incident_id_of(alert) {
+                    map.entry(id).or_default().push(pos);
+                }
+            }
+            map
+        });
+        by_incident
+            .get(incident_id)
+            .map_or_else(Vec::new, |positions| {
+                positions
+                    .iter()
+                    .map(|&p| tenant.alerts[p].clone())
+                    .collect()
+            })
+    }
+}
+
+/// Adds (`$expand=alerts`, from `alerts_of(incident id)`) or strips the `alerts` relationship
+/// of an incident.
+fn shape_incident(
+    mut item: Value,
+    expand: bool,
+    alerts_of: impl FnOnce(&str) -> Vec<Value>,
+) -> Value {
     let id = id_of(&item);
     if let Some(obj) = item.as_object_mut() {
         if expand {
             if !obj.get("alerts").is_some_and(Value::is_array) {
-                let alerts: Vec<Value> = tenant_alerts
-                    .iter()
-                    .filter(|a| match a.get("incidentId") {
-                        Some(Value::String(s)) => *s == id,
-                        Some(Value::Number(n)) => n.to_string() == id,
-                        _ => false,
-                    })
-                    .cloned()
-                    .collect();
-                obj.insert("alerts".to_owned(), Value::Array(alerts));
+                obj.insert("alerts".to_owned(), Value::Array(alerts_of(&id)));
             }
         } else {
             obj.remove("alerts");
@@ -683,34 +769,45 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, resource: Resou
         Ok(o) => o,
         Err(resp) => return resp,
     };
+    let tenant = caller.tenant();
+    let index = caller.graph_index();
     let source = match resource {
-        Resource::Incidents => &caller.tenant.incidents,
-        Resource::Alerts => &caller.tenant.alerts,
+        Resource::Incidents => &tenant.incidents,
+        Resource::Alerts => &tenant.alerts,
     };
-    let mut items: Vec<&Value> = source
+    let mut items: Vec<&ItemKey> = index
+        .keys(tenant, resource)
         .iter()
-        .filter(|item| opts.filter.iter().all(|c| c.matches(item)))
+        .filter(|key| opts.filter.iter().all(|c| c.matches(&source[key.pos], key)))
+        .collect();
+    let orderby: Vec<(usize, bool)> = opts
+        .orderby
+        .iter()
+        .map(|(prop, desc)| (date_slot(prop), *desc))
         .collect();
     items.sort_by(|a, b| {
-        for (prop, desc) in &opts.orderby {
-            let ord = instant(a, prop).cmp(&instant(b, prop));
+        for (slot, desc) in &orderby {
+            let ord = a.dates[*slot].cmp(&b.dates[*slot]);
             let ord = if *desc { ord.reverse() } else { ord };
             if ord != Ordering::Equal {
                 return ord;
             }
         }
-        compare_ids(&id_of(a), &id_of(b))
+        a.compare_ids(b)
     });
     let total = items.len() as u64;
     let start = opts.skip.min(total) as usize;
     let end = opts.skip.saturating_add(opts.top).min(total) as usize;
     let page: Vec<Value> = items[start..end]
         .iter()
-        .map(|item| match resource {
-            Resource::Incidents => {
-                shape_incident((*item).clone(), opts.expand_alerts, &caller.tenant.alerts)
+        .map(|key| {
+            let item = source[key.pos].clone();
+            match resource {
+                Resource::Incidents => {
+                    shape_incident(item, opts.expand_alerts, |id| index.alerts_of(tenant, id))
+                }
+                Resource::Alerts => item,
             }
-            Resource::Alerts => (*item).clone(),
         })
         .collect();
 
@@ -783,9 +880,10 @@ fn get_one(
         Ok(o) => o,
         Err(resp) => return resp,
     };
+    let tenant = caller.tenant();
     let source = match resource {
-        Resource::Incidents => &caller.tenant.incidents,
-        Resource::Alerts => &caller.tenant.alerts,
+        Resource::Incidents => &tenant.incidents,
+        Resource::Alerts => &tenant.alerts,
     };
     let Some(item) = source.iter().find(|i| id_of(i) == id) else {
         let noun = match resource {
@@ -800,9 +898,19 @@ fn get_one(
         );
     };
     let item = match resource {
-        Resource::Incidents => {
-            shape_incident(item.clone(), opts.expand_alerts, &caller.tenant.alerts)
-        }
+        Resource::Incidents => shape_incident(item.clone(), opts.expand_alerts, |id| {
+            // One incident: a scan is cheaper than building the index.
+            tenant
+                .alerts
+                .iter()
+                .filter(|a| match a.get("incidentId") {
+                    Some(Value::String(s)) => s == id,
+                    Some(Value::Number(n)) => n.to_string() == id,
+                    _ => false,
+                })
+                .cloned()
+                .collect()
+        }),
         Resource::Alerts => item.clone(),
     };
     let base = base_url(shared, headers);

@@ -209,13 +209,13 @@ fn authorize(shared: &Shared, workspace: &str, headers: &HeaderMap) -> Result<()
     let Some(caller) = shared.caller(token) else {
         return Err(invalid_token());
     };
-    if caller.tenant.workspace(workspace).is_none() {
+    if caller.tenant().workspace(workspace).is_none() {
         return Err(la_json(
             StatusCode::NOT_FOUND,
             &json!({"error": {"message": "The requested path does not exist", "code": "PathNotFoundError"}}),
         ));
     }
-    let has_role = caller.app.as_ref().is_some_and(|a| a.has_role("Data.Read"));
+    let has_role = caller.app().is_some_and(|a| a.has_role("Data.Read"));
     if !has_role {
         return Err(la_json(
             StatusCode::FORBIDDEN,
@@ -226,8 +226,7 @@ fn authorize(shared: &Shared, workspace: &str, headers: &HeaderMap) -> Result<()
         ));
     }
     let has_rbac = caller
-        .app
-        .as_ref()
+        .app()
         .is_some_and(|a| a.can_read_workspace(workspace));
     if !has_rbac {
         return Err(la_json(

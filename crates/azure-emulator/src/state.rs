@@ -1,9 +1,15 @@
 //! Mutable state shared by the HTTP handlers and the test handle: the configuration, issued
 //! access tokens, injected faults and the request log. Every lock is short and never held across
 //! an `.await`; a poisoned lock is recovered because the data stays consistent per operation.
+//!
+//! The configuration is kept as an immutable [`Snapshot`] behind an `Arc`: a request takes the
+//! current snapshot (a reference count, however large the tenants are) and reads it without a
+//! lock; [`Shared::update_config`] changes it in place when no request holds it, else changes a
+//! copy. A snapshot also caches indexes derived from its data (see [`crate::graph::GraphIndex`]),
+//! which are therefore dropped together with the data they describe.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
@@ -12,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{App, EmulatorConfig, Tenant};
 use crate::faults::{Endpoint, Fault, FaultKind};
+use crate::graph::GraphIndex;
 use crate::util;
 
 /// Most recent requests kept in the log (counts are kept for all requests).
@@ -69,8 +76,41 @@ struct RequestLog {
     in_flight: HashMap<Endpoint, (usize, usize)>,
 }
 
+/// The configuration as of one moment, with indexes over its data built on first use.
+pub(crate) struct Snapshot {
+    pub config: EmulatorConfig,
+    /// One index per tenant of `config.tenants` (same order), allocated on first use.
+    graph: OnceLock<Vec<GraphIndex>>,
+}
+
+impl Snapshot {
+    fn new(config: EmulatorConfig) -> Self {
+        Self {
+            config,
+            graph: OnceLock::new(),
+        }
+    }
+
+    /// The Graph index of `config.tenants[tenant]`.
+    pub fn graph_index(&self, tenant: usize) -> &GraphIndex {
+        let all = self.graph.get_or_init(|| {
+            (0..self.config.tenants.len())
+                .map(|_| GraphIndex::default())
+                .collect()
+        });
+        &all[tenant]
+    }
+}
+
+impl Clone for Snapshot {
+    /// Copies the configuration; the indexes are rebuilt on demand.
+    fn clone(&self) -> Self {
+        Self::new(self.config.clone())
+    }
+}
+
 pub(crate) struct Shared {
-    config: Mutex<EmulatorConfig>,
+    config: RwLock<Arc<Snapshot>>,
     tokens: Mutex<HashMap<String, IssuedToken>>,
     faults: Mutex<Vec<Fault>>,
     log: Mutex<RequestLog>,
@@ -100,17 +140,42 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The caller's app and tenant as resolved from a valid token, cloned out of the config.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The caller's app and tenant as resolved from a valid token, in the configuration snapshot
+/// taken at that moment (later config changes do not affect a request already authorized).
 pub(crate) struct Caller {
-    pub tenant: Tenant,
+    snapshot: Arc<Snapshot>,
+    tenant: usize,
     /// `None` if the app was removed from the config after the token was issued.
-    pub app: Option<App>,
+    app: Option<usize>,
+}
+
+impl Caller {
+    pub fn tenant(&self) -> &Tenant {
+        &self.snapshot.config.tenants[self.tenant]
+    }
+
+    pub fn app(&self) -> Option<&App> {
+        self.app.map(|i| &self.tenant().apps[i])
+    }
+
+    /// Indexes over the caller's tenant's incidents and alerts.
+    pub fn graph_index(&self) -> &GraphIndex {
+        self.snapshot.graph_index(self.tenant)
+    }
 }
 
 impl Shared {
     pub fn new(config: EmulatorConfig, base_url: String) -> Self {
         Self {
-            config: Mutex::new(config),
+            config: RwLock::new(Arc::new(Snapshot::new(config))),
             tokens: Mutex::new(HashMap::new()),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(RequestLog::default()),
@@ -121,12 +186,23 @@ impl Shared {
 
     // ---- configuration ----
 
-    pub fn with_config<R>(&self, f: impl FnOnce(&EmulatorConfig) -> R) -> R {
-        f(&lock(&self.config))
+    /// The current configuration; cheap (no copy of the data).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&read(&self.config))
     }
 
+    pub fn with_config<R>(&self, f: impl FnOnce(&EmulatorConfig) -> R) -> R {
+        f(&self.snapshot().config)
+    }
+
+    /// Runs `f` on the configuration under the write lock. Requests still holding the previous
+    /// snapshot keep it; if there are none the data is changed in place.
     pub fn update_config<R>(&self, f: impl FnOnce(&mut EmulatorConfig) -> R) -> R {
-        f(&mut lock(&self.config))
+        let mut current = write(&self.config);
+        let snapshot = Arc::make_mut(&mut current);
+        // Drop the indexes before `f` runs, so they are rebuilt even if `f` panics half-way.
+        snapshot.graph = OnceLock::new();
+        f(&mut snapshot.config)
     }
 
     // ---- tokens ----
@@ -172,13 +248,17 @@ impl Shared {
 
     /// Tenant and app of a valid token, `None` if the tenant no longer exists.
     pub fn caller(&self, token: IssuedToken) -> Option<Caller> {
-        self.with_config(|c| {
-            let tenant = c.tenant(&token.tenant_id)?;
-            let app = tenant.app(&token.client_id).cloned();
-            Some(Caller {
-                tenant: tenant.clone(),
-                app,
-            })
+        let snapshot = self.snapshot();
+        let c = &snapshot.config;
+        let tenant = c.tenant(&token.tenant_id)?;
+        let tenant_idx = c.tenants.iter().position(|t| std::ptr::eq(t, tenant))?;
+        let app_idx = tenant
+            .app(&token.client_id)
+            .and_then(|app| tenant.apps.iter().position(|a| std::ptr::eq(a, app)));
+        Some(Caller {
+            tenant: tenant_idx,
+            app: app_idx,
+            snapshot,
         })
     }
 
@@ -213,7 +293,8 @@ impl Shared {
         tenant_raw: Option<&str>,
         tenant_id: Option<&str>,
     ) -> Option<FaultKind> {
-        let config = lock(&self.config);
+        let snapshot = self.snapshot();
+        let config = &snapshot.config;
         let mut faults = lock(&self.faults);
         faults.retain(|f| f.times != Some(0));
         let idx = faults.iter().position(|f| {

@@ -360,3 +360,72 @@ async fn auth_errors_and_missing_roles() {
         "Access token has expired or is not yet valid."
     );
 }
+
+/// Listings index the tenant's data once per configuration; a change must show up at once.
+#[tokio::test]
+async fn data_changes_are_seen_by_the_next_listing() {
+    let emu = start_with(config_with(3)).await;
+    let t = token(&emu, GRAPH_SCOPE).await;
+    let list = |query: &'static str| {
+        let url = format!("{}/v1.0/security/{query}", emu.url());
+        let t = t.clone();
+        async move {
+            let (s, _, b) = get(&url, Some(&t)).await;
+            assert_eq!(s, 200, "{b}");
+            json(&b)["value"].as_array().unwrap().clone()
+        }
+    };
+    let ids = |v: &[Value]| -> Vec<String> {
+        v.iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = list("incidents?$expand=alerts").await;
+    assert_eq!(ids(&first), vec!["30003", "30002", "30001"]);
+    assert_eq!(
+        list("alerts_v2").await.len(),
+        emu.config().tenants[0].alerts.len()
+    );
+
+    // Make 30001 the newest, give it one more alert (numeric incidentId) and add an incident.
+    emu.update(|c| {
+        let tenant = &mut c.tenants[0];
+        tenant.incidents[0]["createdDateTime"] = json!("2027-01-01T00:00:00Z");
+        tenant
+            .alerts
+            .push(json!({"id": "extra", "incidentId": 30001,
+            "createdDateTime": "2027-01-01T00:00:00Z"}));
+        let mut added = tenant.incidents[1].clone();
+        added["id"] = json!("7");
+        tenant.incidents.push(added);
+    });
+    let second = list("incidents?$expand=alerts").await;
+    assert_eq!(ids(&second), vec!["30001", "30003", "7", "30002"]);
+    let alerts_of_30001 = second[0]["alerts"].as_array().unwrap();
+    assert_eq!(alerts_of_30001.last().unwrap()["id"], "extra");
+    assert_eq!(
+        alerts_of_30001.len(),
+        first[2]["alerts"].as_array().unwrap().len() + 1
+    );
+    assert_eq!(second[2]["alerts"], json!([]));
+    assert_eq!(list("alerts_v2").await[0]["id"], "extra");
+
+    // Replacing the whole config through the control API is seen as well.
+    let resp = client()
+        .put(format!("{}/_emulator/config", emu.url()))
+        .json(&config_with(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let t = token(&emu, GRAPH_SCOPE).await;
+    let (s, _, b) = get(
+        &format!("{}/v1.0/security/incidents?$expand=alerts", emu.url()),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let third = json(&b)["value"].as_array().unwrap().clone();
+    assert_eq!(ids(&third), vec!["30001"]);
+    assert_eq!(third[0]["alerts"], first[2]["alerts"]);
+}

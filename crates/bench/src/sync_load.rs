@@ -55,7 +55,8 @@ async fn main() {
     let step = chrono::Duration::days(6).num_milliseconds() / (args.incidents as i64 + 1);
     for (i, incident) in incidents.iter_mut().enumerate() {
         let at = start + chrono::Duration::milliseconds(step * (i as i64 + 1));
-        incident["createdDateTime"] = json!((at - chrono::Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Millis, true));
+        incident["createdDateTime"] =
+            json!((at - chrono::Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Millis, true));
         incident["lastUpdateDateTime"] = json!(at.to_rfc3339_opts(SecondsFormat::Millis, true));
     }
     let alert_count = alerts.len();
@@ -67,7 +68,12 @@ async fn main() {
     // The floor: a plain client reading every page the same way.
     let token: Value = http
         .post(format!("{}/{TENANT}/oauth2/v2.0/token", emulator.url()))
-        .form(&[("client_id", CLIENT), ("client_secret", SECRET), ("scope", "https://graph.microsoft.com/.default"), ("grant_type", "client_credentials")])
+        .form(&[
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ])
         .send()
         .await
         .unwrap()
@@ -83,21 +89,36 @@ async fn main() {
     ));
     let mut raw_count = 0;
     while let Some(url) = next {
-        let page: Value = http.get(&url).bearer_auth(&graph_token).send().await.unwrap().json().await.unwrap();
+        let page: Value = http
+            .get(&url)
+            .bearer_auth(&graph_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         raw_count += page["value"].as_array().map_or(0, Vec::len);
         next = page["@odata.nextLink"].as_str().map(str::to_owned);
     }
     let raw = t.elapsed();
 
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut cmd = Command::new(&args.socmate);
     cmd.arg("serve")
         .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
         .env("SOCMATE_DATA_DIR", data.path())
         .env("SOCMATE_JWT_SECRET", JWT_SECRET)
-        .env("SOCMATE_MASTER_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .env(
+            "SOCMATE_MASTER_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
         .env("SOCMATE_SYNC_INTERVAL", "0")
         .env("SOCMATE_AZURE_AUTHORITY_HOST", emulator.url())
         .env("SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT", emulator.url())
@@ -107,13 +128,21 @@ async fn main() {
     if let Some(url) = &args.database_url {
         cmd.env("SOCMATE_DATABASE_URL", url);
     }
-    let mut server = cmd.spawn().expect("start socmate (build it with --release first)");
+    let mut server = cmd
+        .spawn()
+        .expect("start socmate (build it with --release first)");
     let ready = Instant::now();
     while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(ready.elapsed() < Duration::from_secs(30), "socmate did not start");
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "socmate did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let admin = JwtKeys::from_secret(JWT_SECRET.as_bytes()).unwrap().issue("bench@example.com", Role::Admin, Duration::from_secs(7200)).unwrap();
+    let admin = JwtKeys::from_secret(JWT_SECRET.as_bytes())
+        .unwrap()
+        .issue("bench@example.com", Role::Admin, Duration::from_secs(7200))
+        .unwrap();
     let created: Value = http
         .post(format!("{base}/api/admin/siem-providers"))
         .bearer_auth(&admin)
@@ -125,12 +154,31 @@ async fn main() {
         .json()
         .await
         .unwrap();
-    let status_url = format!("{base}/api/admin/siem-providers/{}/sync", created["id"].as_str().unwrap());
+    let status_url = format!(
+        "{base}/api/admin/siem-providers/{}/sync",
+        created["id"].as_str().unwrap()
+    );
     let t = Instant::now();
-    assert_eq!(http.post(&status_url).bearer_auth(&admin).send().await.unwrap().status(), 202);
+    assert_eq!(
+        http.post(&status_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
     let status = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let status: Value = http.get(&status_url).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let status: Value = http
+            .get(&status_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if status["state"] == "idle" && status["last_finished_at"].is_string() {
             break status;
         }
@@ -138,12 +186,26 @@ async fn main() {
     let took = t.elapsed();
     assert_eq!(status["last_error"], Value::Null, "{status}");
     let fetched = status["fetched"].as_f64().unwrap();
-    let backend = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let backend = if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!("backend: {backend}");
     println!("incidents: {} (with {alert_count} alerts)", args.incidents);
-    println!("plain client paging the emulator: {raw_count} incidents in {:.1} s", raw.as_secs_f64());
-    println!("socmate first sync: {fetched} incidents in {:.1} s = {:.0} incidents/s", took.as_secs_f64(), fetched / took.as_secs_f64());
-    println!("socmate peak RSS (VmHWM): {:.1} MiB", peak_rss_kib(server.id()) as f64 / 1024.0);
+    println!(
+        "plain client paging the emulator: {raw_count} incidents in {:.1} s",
+        raw.as_secs_f64()
+    );
+    println!(
+        "socmate first sync: {fetched} incidents in {:.1} s = {:.0} incidents/s",
+        took.as_secs_f64(),
+        fetched / took.as_secs_f64()
+    );
+    println!(
+        "socmate peak RSS (VmHWM): {:.1} MiB",
+        peak_rss_kib(server.id()) as f64 / 1024.0
+    );
     let _ = server.kill();
     let _ = server.wait();
 }

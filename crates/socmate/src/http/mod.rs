@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+pub mod page;
 
 pub use error::{ApiError, FieldError};
 pub use extract::AppJson;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::model::nanos;
 use super::store::{self, IncidentFilter, IncidentRow};
 use super::sync::IncidentSync;
-use crate::http::ApiError;
+use crate::http::{ApiError, page};
 use crate::providers::ProviderError;
 
 pub fn router() -> Router<IncidentSync> {
@@ -44,10 +44,6 @@ struct IncidentList {
     next_cursor: Option<String>,
 }
 
-fn bad_request(code: &'static str, detail: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, detail)
-}
-
 fn render(row: &IncidentRow) -> Value {
     let mut data = serde_json::from_str::<Value>(&row.data)
         .unwrap_or_else(|_| Value::Object(Default::default()));
@@ -63,33 +59,25 @@ async fn list(
     State(sync): State<IncidentSync>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<IncidentList>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(bad_request(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        ));
-    }
-    let before = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => {
-            let (ns, id) = c.split_once('.').ok_or_else(|| {
-                bad_request("invalid_cursor", "cursor must be a next_cursor value")
-            })?;
-            Some((
-                ns.parse::<i64>().map_err(|_| {
-                    bad_request("invalid_cursor", "cursor must be a next_cursor value")
-                })?,
+    let limit = page::limit(q.limit, 200)?;
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|c| {
+            let (ns, id) = c.split_once('.').ok_or_else(page::invalid_cursor)?;
+            Ok::<_, ApiError>((
+                ns.parse::<i64>().map_err(|_| page::invalid_cursor())?,
                 id.to_owned(),
             ))
-        }
-    };
+        })
+        .transpose()?;
     let updated_since_ns = match q.updated_since.as_deref() {
         None => None,
         Some(t) => Some(nanos(
             DateTime::parse_from_rfc3339(t)
                 .map_err(|_| {
-                    bad_request(
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
                         "invalid_updated_since",
                         "updated_since must be an RFC 3339 time such as 2026-11-01T00:00:00Z",
                     )
@@ -106,13 +94,9 @@ async fn list(
         limit: limit + 1,
     };
     let (mut rows, total) = store::list_incidents(sync.db(), &filter).await?;
-    let next_cursor = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|r| format!("{}.{}", r.last_update_ns, r.id))
-    } else {
-        None
-    };
+    let next_cursor = page::next_cursor(&mut rows, limit, |r| {
+        format!("{}.{}", r.last_update_ns, r.id)
+    });
     Ok(Json(IncidentList {
         incidents: rows.iter().map(render).collect(),
         total,

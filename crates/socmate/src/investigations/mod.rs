@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::http::{ApiError, AppJson, FieldError};
+use crate::http::{ApiError, AppJson, FieldError, page};
 use crate::id::ResourceId;
 use crate::providers::model::timestamp;
 use crate::queries::{ProviderChoice, Queries, QueryInput, QueryResponse};
@@ -157,24 +157,8 @@ async fn list(
     State(queries): State<Queries>,
     Query(page): Query<Page>,
 ) -> Result<Json<InvestigationPage>, ApiError> {
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_limit",
-            "limit must be between 1 and 100",
-        ));
-    }
-    let before = match page.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor must be a next_cursor value from a previous page",
-            )
-        })?),
-    };
+    let limit = page::limit(page.limit, 100)?;
+    let before = page::seq_cursor(page.cursor.as_deref())?;
     let sql = "SELECT seq, id, title, description, provider_id, created_by, created_at FROM investigations \
                WHERE ($1 IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2";
     let db = &queries.providers.db;
@@ -184,12 +168,7 @@ async fn list(
         .fetch_all(pool)
         .await
         .map_err(StoreError::from)?);
-    let next_cursor = if rows.len() > limit as usize {
-        rows.truncate(limit as usize);
-        rows.last().map(|i| i.seq.to_string())
-    } else {
-        None
-    };
+    let next_cursor = page::next_cursor(&mut rows, limit, |i| i.seq.to_string());
     Ok(Json(InvestigationPage {
         investigations: rows,
         next_cursor,

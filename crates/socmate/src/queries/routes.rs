@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::audit::{self, AuditEntry};
 use super::service::{ProviderChoice, Queries, QueryInput, QueryResponse, QueryServiceError};
 use crate::auth::{AuthUser, Role};
-use crate::http::{ApiError, AppJson};
+use crate::http::{ApiError, AppJson, page};
 use crate::siem::QueryError;
 
 pub fn router() -> Router<Queries> {
@@ -121,33 +121,12 @@ async fn list_queries(
     user: AuthUser,
     Query(page): Query<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let before = match page.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor must be a next_cursor value from a previous page",
-            )
-        })?),
-    };
+    let limit = page::limit(page.limit, MAX_PAGE)?;
+    let before = page::seq_cursor(page.cursor.as_deref())?;
     // Admins see every query; analysts their own.
     let actor = (user.role != Role::Admin).then_some(user.email.as_str());
     let mut entries = audit::list(&queries.providers.db, actor, before, limit + 1).await?;
-    let next_cursor = if entries.len() > limit as usize {
-        entries.truncate(limit as usize);
-        entries.last().map(|e| e.seq.to_string())
-    } else {
-        None
-    };
+    let next_cursor = page::next_cursor(&mut entries, limit, |e| e.seq.to_string());
     Ok(Json(AuditPage {
         queries: entries,
         next_cursor,

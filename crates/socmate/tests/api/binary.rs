@@ -445,33 +445,7 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
             );
         }
     }
-    let mut seen = std::collections::BTreeMap::new();
-    let mut cursor = String::new();
-    loop {
-        let page: serde_json::Value = http
-            .get(format!("{api_app_base}/api/incidents?limit=200{cursor}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for incident in page["incidents"].as_array().unwrap() {
-            let previous = seen.insert(
-                incident["external_id"].as_str().unwrap().to_owned(),
-                (
-                    incident["last_update_at"].as_str().unwrap().to_owned(),
-                    incident["status"].as_str().unwrap().to_owned(),
-                ),
-            );
-            assert!(previous.is_none(), "duplicate {}", incident["external_id"]);
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = format!("&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen = crate::incidents::incidents_of(&http, &api_app_base, &token, None).await;
     assert_eq!(seen.len(), expected.len());
     assert_eq!(seen, expected);
     assert!(server.terminate().success());

@@ -41,19 +41,30 @@ pub async fn socmate_view(
     app: &TestApp,
     status: Option<&str>,
 ) -> BTreeMap<String, (String, String)> {
+    incidents_of(&app.http, &app.base, &app.analyst_token, status).await
+}
+
+/// Every incident a SoCMate server lists, asserting that none appears twice.
+pub async fn incidents_of(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    status: Option<&str>,
+) -> BTreeMap<String, (String, String)> {
     let mut seen = BTreeMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut path = "/api/incidents?limit=200".to_owned();
+        let mut url = format!("{base}/api/incidents?limit=200");
         if let Some(s) = status {
-            path.push_str(&format!("&status={s}"));
+            url.push_str(&format!("&status={s}"));
         }
         if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
+            url.push_str(&format!("&cursor={c}"));
         }
-        let page = app.analyst(Method::GET, &path, None).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        for incident in page.body["incidents"].as_array().unwrap() {
+        let page = http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let page: Value = page.json().await.unwrap();
+        for incident in page["incidents"].as_array().unwrap() {
             let previous = seen.insert(
                 incident["external_id"].as_str().unwrap().to_owned(),
                 (
@@ -67,7 +78,7 @@ pub async fn socmate_view(
                 incident["external_id"]
             );
         }
-        match page.body["next_cursor"].as_str() {
+        match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => return seen,
         }

@@ -125,6 +125,7 @@ impl Application {
             cipher: Arc::new(Cipher::new(&master_key)),
             sentinel,
             test_budget: settings.connection_test_budget,
+            changed: Arc::default(),
         };
         let queries = Queries {
             providers: providers.clone(),

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -100,7 +99,6 @@ pub struct IncidentSync {
     instance_id: String,
     settings: SyncSettings,
     running: Arc<Mutex<HashSet<String>>>,
-    wake: Arc<Notify>,
     shutdown: CancellationToken,
 }
 
@@ -131,7 +129,6 @@ impl IncidentSync {
             instance_id,
             settings,
             running: Arc::default(),
-            wake: Arc::default(),
             shutdown,
         }
     }
@@ -308,8 +305,9 @@ impl IncidentSync {
         }
     }
 
-    /// Runs the scheduler until shutdown: every interval, each live provider that is the default
-    /// or opted in is synced, each in its own task so a failing one never delays the others.
+    /// Runs the scheduler until shutdown: every interval, and whenever providers change, each live
+    /// provider that is the default or opted in is synced, each in its own task so a failing one
+    /// never delays the others (one already running is skipped).
     pub async fn run_scheduler(self) {
         if self.settings.interval.is_zero() {
             return;
@@ -320,7 +318,7 @@ impl IncidentSync {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
-                _ = self.wake.notified() => {}
+                _ = self.providers.changed.notified() => {}
             }
             let providers = match self.providers.list().await {
                 Ok(p) => p,

@@ -52,6 +52,9 @@ pub struct Providers {
     pub cipher: Arc<Cipher>,
     pub sentinel: Arc<Sentinel>,
     pub test_budget: Duration,
+    /// Signalled when providers are created or changed, so the incident-sync scheduler picks up
+    /// a new default at once instead of at its next tick.
+    pub changed: Arc<tokio::sync::Notify>,
 }
 
 fn secret_binding(id: &str) -> Binding<'_> {
@@ -106,6 +109,7 @@ impl Providers {
         )
         .await?;
         tracing::info!(provider.id = %provider.id, provider.name = %provider.name, is_default = provider.is_default, created_by, "SIEM provider created");
+        self.changed.notify_one();
         Ok(provider)
     }
 
@@ -153,6 +157,7 @@ impl Providers {
                 .forget_credentials(&before.tenant_id, &before.client_id);
         }
         tracing::info!(provider.id = %provider.id, secret_rotated = changes.client_secret.is_some(), "SIEM provider updated");
+        self.changed.notify_one();
         Ok(provider)
     }
 
@@ -160,6 +165,7 @@ impl Providers {
         let id = parse_id(id)?;
         let provider = store::set_default(&self.db, id.as_str()).await?;
         tracing::info!(provider.id = %provider.id, "SIEM provider set as default");
+        self.changed.notify_one();
         Ok(provider)
     }
 

@@ -163,7 +163,10 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, database = self.db.backend_name(), "socmate listening");
         let scheduler = tokio::spawn(self.sync.clone().run_scheduler());
         let background = self.background.clone();
-        let result = axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
                 background.cancel();
@@ -224,9 +227,10 @@ pub fn router(
                 .with_state(providers)
                 .merge(crate::incidents::admin_routes().with_state(sync.clone())),
         )
+        .nest("/audit-log", crate::audit::router().with_state(db.clone()))
         // Its own fallback, so that unknown admin paths are behind the admin guard too.
         .fallback(api_not_found)
-        .layer(middleware::from_fn(require_admin));
+        .layer(middleware::from_fn_with_state(db.clone(), require_admin));
     let api = Router::new()
         .nest("/admin", admin)
         .nest(

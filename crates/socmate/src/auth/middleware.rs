@@ -12,6 +12,7 @@ use axum::response::Response;
 
 use super::{AuthError, JwtKeys, Role};
 use crate::http::ApiError;
+use crate::store::Db;
 
 /// The verified caller, placed in request extensions by [`authenticate`].
 #[derive(Debug, Clone)]
@@ -46,13 +47,24 @@ pub async fn authenticate(
     Ok(next.run(request).await)
 }
 
+/// Refuses non-admins, and records each refusal in the audit log.
 pub async fn require_admin(
+    State(db): State<Db>,
     user: AuthUser,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     if user.role != Role::Admin {
         tracing::warn!(user.email = %user.email, "admin route refused to non-admin");
+        let (parts, _) = request.into_parts();
+        let ctx = crate::audit::context_of(&parts, &user);
+        // Nesting strips the prefix from `uri`; the original URI is the path the caller used.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
+        let what = format!("{} {path}", parts.method);
+        crate::audit::record(&db, &ctx, "access.denied", None, "denied", Some(&what)).await?;
         return Err(ApiError::forbidden("this endpoint requires the admin role"));
     }
     Ok(next.run(request).await)

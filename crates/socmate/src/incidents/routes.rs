@@ -127,6 +127,7 @@ async fn detail(
 
 async fn trigger(
     State(sync): State<IncidentSync>,
+    ctx: crate::audit::AuditContext,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let provider = sync.providers().get(&id).await.map_err(|e| match e {
@@ -135,6 +136,15 @@ async fn trigger(
         }
         other => other.into(),
     })?;
+    crate::audit::record(
+        sync.db(),
+        &ctx,
+        "provider.sync",
+        Some(&provider.id),
+        "started",
+        None,
+    )
+    .await?;
     sync.start_now(provider.id.clone());
     Ok((
         StatusCode::ACCEPTED,

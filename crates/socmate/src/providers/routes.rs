@@ -11,7 +11,7 @@ use super::model::{
     ConnectionBody, ConnectionTestResult, Message, Provider, ProviderList, UpdateBody,
 };
 use super::service::{ProviderError, Providers};
-use crate::auth::AuthUser;
+use crate::audit::AuditContext;
 use crate::http::{ApiError, AppJson};
 
 pub fn router() -> Router<Providers> {
@@ -49,17 +49,18 @@ impl From<ProviderError> for ApiError {
 
 async fn test_credentials(
     State(providers): State<Providers>,
+    ctx: AuditContext,
     AppJson(body): AppJson<ConnectionBody>,
 ) -> Result<axum::Json<ConnectionTestResult>, ApiError> {
-    Ok(axum::Json(providers.test_credentials(body).await?))
+    Ok(axum::Json(providers.test_credentials(body, &ctx).await?))
 }
 
 async fn create(
     State(providers): State<Providers>,
-    user: AuthUser,
+    ctx: AuditContext,
     AppJson(body): AppJson<ConnectionBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let provider = providers.create(body, &user.email).await?;
+    let provider = providers.create(body, &ctx).await?;
     let location = format!("/api/admin/siem-providers/{}", provider.id);
     Ok((
         StatusCode::CREATED,
@@ -85,17 +86,19 @@ async fn detail(
 
 async fn update(
     State(providers): State<Providers>,
+    ctx: AuditContext,
     Path(id): Path<String>,
     AppJson(body): AppJson<UpdateBody>,
 ) -> Result<axum::Json<Provider>, ApiError> {
-    Ok(axum::Json(providers.update(&id, body).await?))
+    Ok(axum::Json(providers.update(&id, body, &ctx).await?))
 }
 
 async fn set_default(
     State(providers): State<Providers>,
+    ctx: AuditContext,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Message>, ApiError> {
-    let provider = providers.set_default(&id).await?;
+    let provider = providers.set_default(&id, &ctx).await?;
     Ok(axum::Json(Message {
         message: format!("'{}' set as default provider", provider.name),
     }))
@@ -103,9 +106,10 @@ async fn set_default(
 
 async fn delete(
     State(providers): State<Providers>,
+    ctx: AuditContext,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Message>, ApiError> {
-    let (provider, was_default) = providers.delete(&id).await?;
+    let (provider, was_default) = providers.delete(&id, &ctx).await?;
     let note = if was_default {
         "; it was the default provider, so set a new default with PUT /api/admin/siem-providers/{id}/default"
     } else {
@@ -118,7 +122,8 @@ async fn delete(
 
 async fn test_saved(
     State(providers): State<Providers>,
+    ctx: AuditContext,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConnectionTestResult>, ApiError> {
-    Ok(axum::Json(providers.test_saved(&id).await?))
+    Ok(axum::Json(providers.test_saved(&id, &ctx).await?))
 }

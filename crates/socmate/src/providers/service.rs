@@ -9,6 +9,7 @@ use super::model::{
 };
 use super::store::{self, NewRow, RowChanges, WriteError};
 use super::validate::{self, Connection};
+use crate::audit::{self, AuditContext};
 use crate::crypto::{Binding, Cipher};
 use crate::http::FieldError;
 use crate::id::ResourceId;
@@ -70,20 +71,72 @@ impl Providers {
     pub async fn test_credentials(
         &self,
         body: ConnectionBody,
+        ctx: &AuditContext,
     ) -> Result<ConnectionTestResult, ProviderError> {
-        let connection = validate::connection(body).map_err(ProviderError::Invalid)?;
+        let connection = validate::connection(body).map_err(ProviderError::Invalid);
+        let connection = self
+            .audited(ctx, "provider.test_credentials", None, connection)
+            .await?;
+        let tenant = connection.tenant_id.clone();
         let report = self
             .connector(connection)
             .test_connection(self.test_budget)
             .await;
-        Ok(result(report))
+        let result = result(report);
+        // The tenant is recorded, never the secret.
+        audit::record(
+            &self.db,
+            ctx,
+            "provider.test_credentials",
+            None,
+            result.status.as_str(),
+            Some(&tenant),
+        )
+        .await?;
+        Ok(result)
+    }
+
+    /// Records a refused or failed action (best effort: the caller already gets the error).
+    async fn audited<T>(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        target: Option<&str>,
+        outcome: Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        if let Err(e) = &outcome {
+            let code = match e {
+                ProviderError::Invalid(_) => "invalid_input",
+                ProviderError::NotFound => "not_found",
+                ProviderError::NameTaken(_) => "name_taken",
+                ProviderError::Contended => "concurrent_change",
+                ProviderError::CredentialUnreadable(_) => "credential_unreadable",
+                ProviderError::Store(_) => "store_error",
+            };
+            if let Err(audit_error) =
+                audit::record(&self.db, ctx, action, target, "failure", Some(code)).await
+            {
+                tracing::error!(error = %audit_error, action, "could not audit a failed action");
+            }
+        }
+        outcome
     }
 
     pub async fn create(
         &self,
         body: ConnectionBody,
-        created_by: &str,
+        ctx: &AuditContext,
     ) -> Result<Provider, ProviderError> {
+        let outcome = self.create_audited(body, ctx).await;
+        self.audited(ctx, "provider.create", None, outcome).await
+    }
+
+    async fn create_audited(
+        &self,
+        body: ConnectionBody,
+        ctx: &AuditContext,
+    ) -> Result<Provider, ProviderError> {
+        let created_by = ctx.actor.as_str();
         let new = validate::new_provider(body).map_err(ProviderError::Invalid)?;
         let id = ResourceId::generate();
         let c = &new.connection;
@@ -106,6 +159,7 @@ impl Providers {
                 created_by,
                 sync_incidents: new.sync_incidents,
             },
+            ctx,
         )
         .await?;
         tracing::info!(provider.id = %provider.id, provider.name = %provider.name, is_default = provider.is_default, created_by, "SIEM provider created");
@@ -124,7 +178,23 @@ impl Providers {
             .ok_or(ProviderError::NotFound)
     }
 
-    pub async fn update(&self, id: &str, body: UpdateBody) -> Result<Provider, ProviderError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        body: UpdateBody,
+        ctx: &AuditContext,
+    ) -> Result<Provider, ProviderError> {
+        let outcome = self.update_audited(id, body, ctx).await;
+        self.audited(ctx, "provider.update", Some(id), outcome)
+            .await
+    }
+
+    async fn update_audited(
+        &self,
+        id: &str,
+        body: UpdateBody,
+        ctx: &AuditContext,
+    ) -> Result<Provider, ProviderError> {
         let id = parse_id(id)?;
         let changes = validate::changes(body).map_err(ProviderError::Invalid)?;
         let before = store::get_live(&self.db, id.as_str())
@@ -149,7 +219,9 @@ impl Providers {
                 secret: secret.as_ref().map(|(c, m)| (c.as_str(), m.as_str())),
                 sync_incidents: changes.sync_incidents,
                 reset_health: changes.touches_connection(),
+                summary: &changes.summary(),
             },
+            ctx,
         )
         .await?;
         if changes.touches_connection() {
@@ -161,18 +233,40 @@ impl Providers {
         Ok(provider)
     }
 
-    pub async fn set_default(&self, id: &str) -> Result<Provider, ProviderError> {
-        let id = parse_id(id)?;
-        let provider = store::set_default(&self.db, id.as_str()).await?;
+    pub async fn set_default(
+        &self,
+        id: &str,
+        ctx: &AuditContext,
+    ) -> Result<Provider, ProviderError> {
+        let outcome = match parse_id(id) {
+            Ok(parsed) => store::set_default(&self.db, parsed.as_str(), ctx)
+                .await
+                .map_err(ProviderError::from),
+            Err(e) => Err(e),
+        };
+        let provider = self
+            .audited(ctx, "provider.set_default", Some(id), outcome)
+            .await?;
         tracing::info!(provider.id = %provider.id, "SIEM provider set as default");
         self.changed.notify_one();
         Ok(provider)
     }
 
     /// Soft-deletes a provider; also says whether it was the default (which leaves none).
-    pub async fn delete(&self, id: &str) -> Result<(Provider, bool), ProviderError> {
-        let id = parse_id(id)?;
-        let (provider, was_default) = store::soft_delete(&self.db, id.as_str()).await?;
+    pub async fn delete(
+        &self,
+        id: &str,
+        ctx: &AuditContext,
+    ) -> Result<(Provider, bool), ProviderError> {
+        let outcome = match parse_id(id) {
+            Ok(parsed) => store::soft_delete(&self.db, parsed.as_str(), ctx)
+                .await
+                .map_err(ProviderError::from),
+            Err(e) => Err(e),
+        };
+        let (provider, was_default) = self
+            .audited(ctx, "provider.delete", Some(id), outcome)
+            .await?;
         self.sentinel
             .forget_credentials(&provider.tenant_id, &provider.client_id);
         tracing::info!(provider.id = %provider.id, was_default, "SIEM provider deleted");
@@ -180,14 +274,18 @@ impl Providers {
     }
 
     /// Tests a saved provider and records the outcome as its health.
-    pub async fn test_saved(&self, id: &str) -> Result<ConnectionTestResult, ProviderError> {
+    pub async fn test_saved(
+        &self,
+        id: &str,
+        ctx: &AuditContext,
+    ) -> Result<ConnectionTestResult, ProviderError> {
         let report = match self.connector_for(id).await {
             Ok((_, connector)) => connector.test_connection(self.test_budget).await,
             Err(ProviderError::CredentialUnreadable(_)) => unreadable_credentials_report(),
-            Err(e) => return Err(e),
+            Err(e) => return self.audited(ctx, "provider.test", Some(id), Err(e)).await,
         };
         let result = result(report);
-        store::record_health(&self.db, id, result.status).await?;
+        store::record_health(&self.db, id, result.status, ctx).await?;
         Ok(result)
     }
 

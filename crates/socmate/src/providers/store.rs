@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::model::{HealthStatus, Provider, ProviderStatus, ProviderType};
+use crate::audit::{AuditContext, audit_row};
 use crate::sentinel::cloud::AzureCloud;
 use crate::store::{Db, StoreError, in_write_tx, with_db};
 
@@ -133,7 +134,7 @@ where
 }
 
 /// Inserts a provider; the first live provider becomes the default.
-pub async fn insert(db: &Db, row: &NewRow<'_>) -> Result<Provider, WriteError> {
+pub async fn insert(db: &Db, row: &NewRow<'_>, ctx: &AuditContext) -> Result<Provider, WriteError> {
     let now = Utc::now();
     retry_once_on_race(|| async {
         in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
@@ -166,6 +167,7 @@ pub async fn insert(db: &Db, row: &NewRow<'_>) -> Result<Provider, WriteError> {
                 .bind(row.sync_incidents)
                 .fetch_one(&mut *tx)
                 .await?;
+            audit_row!(&mut *tx, ctx, "provider.create", Some(row.id), "success", Some(row.name))?;
             Ok::<_, WriteError>(Provider::try_from(inserted)?)
         })
     })
@@ -234,9 +236,16 @@ pub struct RowChanges<'a> {
     pub sync_incidents: Option<bool>,
     /// Changing where or as whom SoCMate connects resets health to never-checked.
     pub reset_health: bool,
+    /// The fields changed, for the audit log (names only, never values).
+    pub summary: &'a str,
 }
 
-pub async fn update(db: &Db, id: &str, changes: &RowChanges<'_>) -> Result<Provider, WriteError> {
+pub async fn update(
+    db: &Db,
+    id: &str,
+    changes: &RowChanges<'_>,
+    ctx: &AuditContext,
+) -> Result<Provider, WriteError> {
     let now = Utc::now();
     retry_once_on_race(|| async {
         in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
@@ -292,6 +301,14 @@ pub async fn update(db: &Db, id: &str, changes: &RowChanges<'_>) -> Result<Provi
                 .bind(changes.sync_incidents)
                 .fetch_one(&mut *tx)
                 .await?;
+            audit_row!(
+                &mut *tx,
+                ctx,
+                "provider.update",
+                Some(id),
+                "success",
+                Some(changes.summary)
+            )?;
             Ok::<_, WriteError>(Provider::try_from(row)?)
         })
     })
@@ -300,7 +317,7 @@ pub async fn update(db: &Db, id: &str, changes: &RowChanges<'_>) -> Result<Provi
 
 /// Makes `id` the one default: the old default is cleared first, in the same transaction, so
 /// the unique index never sees two.
-pub async fn set_default(db: &Db, id: &str) -> Result<Provider, WriteError> {
+pub async fn set_default(db: &Db, id: &str, ctx: &AuditContext) -> Result<Provider, WriteError> {
     let now = Utc::now();
     retry_once_on_race(|| async {
         in_write_tx!(db, lock = PROVIDER_WRITES, |tx| {
@@ -316,10 +333,11 @@ pub async fn set_default(db: &Db, id: &str) -> Result<Provider, WriteError> {
                  is_default = TRUE WHERE id = $1 AND deleted_at IS NULL RETURNING ", columns!(), "");
             let row: Option<ProviderRow> =
                 sqlx::query_as(sql).bind(id).bind(now).fetch_optional(&mut *tx).await?;
-            match row {
-                Some(row) => Ok(Provider::try_from(row)?),
-                None => Err(WriteError::NotFound),
-            }
+            let Some(row) = row else {
+                return Err(WriteError::NotFound);
+            };
+            audit_row!(&mut *tx, ctx, "provider.set_default", Some(id), "success", Some(row.name.as_str()))?;
+            Ok(Provider::try_from(row)?)
         })
     })
     .await
@@ -327,7 +345,11 @@ pub async fn set_default(db: &Db, id: &str) -> Result<Provider, WriteError> {
 
 /// Soft delete: the row stays for audit, its secret is destroyed, and it stops being default.
 /// Also returns whether it was the default.
-pub async fn soft_delete(db: &Db, id: &str) -> Result<(Provider, bool), WriteError> {
+pub async fn soft_delete(
+    db: &Db,
+    id: &str,
+    ctx: &AuditContext,
+) -> Result<(Provider, bool), WriteError> {
     let now = Utc::now();
     let sql = concat!(
         "UPDATE siem_providers SET status = 'inactive', is_default = FALSE, \
@@ -351,16 +373,27 @@ pub async fn soft_delete(db: &Db, id: &str) -> Result<(Provider, bool), WriteErr
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
+        let detail = if was_default { "was the default" } else { "" };
+        audit_row!(
+            &mut *tx,
+            ctx,
+            "provider.delete",
+            Some(id),
+            "success",
+            Some(detail)
+        )?;
         Ok((Provider::try_from(row)?, was_default))
     })
 }
 
-/// Records a health check on a live provider: `active` when healthy, `error` otherwise.
+/// Records a health check on a live provider (`active` when healthy, `error` otherwise) and its
+/// audit row, together.
 pub async fn record_health(
     db: &Db,
     id: &str,
     health: HealthStatus,
-) -> Result<Option<Provider>, StoreError> {
+    ctx: &AuditContext,
+) -> Result<Option<Provider>, WriteError> {
     let now = Utc::now();
     let status = match health {
         HealthStatus::Healthy => ProviderStatus::Active,
@@ -372,14 +405,22 @@ pub async fn record_health(
         columns!(),
         ""
     );
-    let row: Option<ProviderRow> = with_db!(db, |pool| {
-        sqlx::query_as(sql)
+    in_write_tx!(db, |tx| {
+        let row: Option<ProviderRow> = sqlx::query_as(sql)
             .bind(id)
             .bind(status.as_str())
             .bind(now)
             .bind(health.as_str())
-            .fetch_optional(pool)
-            .await?
-    });
-    row.map(Provider::try_from).transpose()
+            .fetch_optional(&mut *tx)
+            .await?;
+        audit_row!(
+            &mut *tx,
+            ctx,
+            "provider.test",
+            Some(id),
+            health.as_str(),
+            None::<&str>
+        )?;
+        Ok::<_, WriteError>(row.map(Provider::try_from).transpose()?)
+    })
 }

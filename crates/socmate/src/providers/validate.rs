@@ -51,6 +51,24 @@ pub struct ProviderChanges {
 }
 
 impl ProviderChanges {
+    /// The names of the fields this change sets, for the audit log.
+    pub fn summary(&self) -> String {
+        [
+            ("name", self.name.is_some()),
+            ("workspace_id", self.workspace_id.is_some()),
+            ("tenant_id", self.tenant_id.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("client_secret", self.client_secret.is_some()),
+            ("cloud", self.cloud.is_some()),
+            ("sync_incidents", self.sync_incidents.is_some()),
+        ]
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+
     /// Anything that changes where or as whom SoCMate connects.
     pub fn touches_connection(&self) -> bool {
         self.workspace_id.is_some()

@@ -1,0 +1,170 @@
+//! The admin audit log: one row per admin action, written with the change it describes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, connection_body, provider_body, rotated_secret, spawn_app};
+
+async fn entries(app: &TestApp, query: &str) -> Vec<Value> {
+    let reply = app
+        .admin(Method::GET, &format!("/api/admin/audit-log{query}"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body["entries"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn every_admin_action_leaves_exactly_one_row() {
+    let app = spawn_app().await;
+    let p = app.create_provider("Audited").await;
+    let id = p["id"].as_str().unwrap();
+    let base = format!("/api/admin/siem-providers/{id}");
+    app.admin(
+        Method::PATCH,
+        &base,
+        Some(json!({"name": "Audited 2", "client_secret": rotated_secret()})),
+    )
+    .await;
+    app.admin(Method::PUT, &format!("{base}/default"), None)
+        .await;
+    app.admin(Method::POST, &format!("{base}/test"), None).await;
+    app.admin(
+        Method::POST,
+        "/api/admin/siem-providers/test",
+        Some(connection_body()),
+    )
+    .await;
+    app.admin(Method::POST, &format!("{base}/sync"), None).await;
+    app.admin(Method::DELETE, &base, None).await;
+
+    let rows = entries(&app, "").await;
+    let actions: Vec<_> = rows
+        .iter()
+        .rev()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "provider.create",
+            "provider.update",
+            "provider.set_default",
+            "provider.test",
+            "provider.test_credentials",
+            "provider.sync",
+            "provider.delete"
+        ]
+    );
+    for row in &rows {
+        assert_eq!(row["actor"], "admin@example.com");
+        assert_eq!(row["actor_role"], "admin");
+        assert_eq!(row["client_addr"], "127.0.0.1");
+        assert!(
+            row["request_id"].as_str().is_some_and(|r| r.len() >= 32),
+            "{row}"
+        );
+        assert!(row["at"].as_str().unwrap().ends_with('Z'));
+    }
+    let update = rows
+        .iter()
+        .find(|r| r["action"] == "provider.update")
+        .unwrap();
+    assert_eq!(update["target_id"], id);
+    assert_eq!(
+        update["detail"], "name, client_secret",
+        "field names only, never values"
+    );
+    let test = rows
+        .iter()
+        .find(|r| r["action"] == "provider.test")
+        .unwrap();
+    assert_eq!(test["outcome"], "healthy");
+    // No secret anywhere in the log.
+    crate::secrets::assert_no_canary(
+        "the audit log",
+        serde_json::to_string(&rows).unwrap().as_bytes(),
+    );
+    // Filters.
+    assert_eq!(entries(&app, "?action=provider.delete").await.len(), 1);
+    assert_eq!(
+        entries(&app, &format!("?target_id={id}&limit=2"))
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn refusals_and_failures_are_recorded_too() {
+    let app = spawn_app().await;
+    app.create_provider("Taken").await;
+    let reply = app
+        .admin(
+            Method::POST,
+            "/api/admin/siem-providers",
+            Some(provider_body("Taken")),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    let reply = app
+        .analyst(
+            Method::DELETE,
+            "/api/admin/siem-providers/0123456789abcdef01234567",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let rows = entries(&app, "").await;
+    let denied = &rows[0];
+    assert_eq!(denied["action"], "access.denied");
+    assert_eq!(denied["actor"], "analyst@example.com");
+    assert_eq!(denied["outcome"], "denied");
+    assert_eq!(
+        denied["detail"],
+        "DELETE /api/admin/siem-providers/0123456789abcdef01234567"
+    );
+    let failed = &rows[1];
+    assert_eq!(failed["action"], "provider.create");
+    assert_eq!(failed["outcome"], "failure");
+    assert_eq!(failed["detail"], "name_taken");
+    // Analysts cannot read the log.
+    assert_eq!(
+        app.analyst(Method::GET, "/api/admin/audit-log", None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn a_change_whose_audit_row_cannot_be_written_does_not_happen() {
+    let app = spawn_app().await;
+    let rename = "ALTER TABLE audit_log RENAME TO audit_log_unavailable";
+    match crate::secrets::connect(&app).await {
+        crate::secrets::Conn::Sqlite(mut c) => {
+            sqlx::query(rename).execute(&mut c).await.map(drop).unwrap()
+        }
+        crate::secrets::Conn::Pg(mut c) => {
+            sqlx::query(rename).execute(&mut c).await.map(drop).unwrap()
+        }
+    }
+    let reply = app
+        .admin(
+            Method::POST,
+            "/api/admin/siem-providers",
+            Some(provider_body("Unaudited")),
+        )
+        .await;
+    assert!(reply.status.is_server_error(), "{}", reply.status);
+    assert!(
+        !reply.body.to_string().to_lowercase().contains("audit_log"),
+        "no SQL in the answer: {}",
+        reply.body
+    );
+    assert_eq!(
+        app.list().await["total"],
+        0,
+        "the change rolled back with its audit row"
+    );
+}

@@ -126,6 +126,9 @@ impl Application {
             sentinel,
             test_budget: settings.connection_test_budget,
             changed: Arc::default(),
+            test_limiter: Arc::new(crate::rate_limit::RateLimiter::per_minute(
+                settings.connection_test_rate,
+            )),
         };
         let queries = Queries {
             providers: providers.clone(),

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Upper bound, in seconds, for a whole connection test.
     #[arg(long, env = "SOCMATE_CONNECTION_TEST_TIMEOUT", default_value_t = 5.0)]
     pub connection_test_timeout: f64,
+    /// Connection tests per minute per caller (per replica).
+    #[arg(long, env = "SOCMATE_CONNECTION_TEST_RATE", default_value_t = 10)]
+    pub connection_test_rate: u32,
     /// Rows kept per query result; the rest are dropped and the result flagged `truncated`.
     #[arg(long, env = "SOCMATE_QUERY_ROW_CAP", default_value_t = 500_000)]
     pub query_row_cap: usize,
@@ -99,6 +102,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub endpoints: EndpointOverrides,
     pub connection_test_budget: Duration,
+    pub connection_test_rate: u32,
     pub query_row_cap: usize,
     pub sync: crate::incidents::SyncSettings,
     pub secrets: Secrets,
@@ -131,6 +135,7 @@ impl Settings {
                 graph: endpoint("SOCMATE_AZURE_GRAPH_ENDPOINT", &args.azure_graph_endpoint)?,
             },
             connection_test_budget: Duration::from_secs_f64(timeout),
+            connection_test_rate: args.connection_test_rate.max(1),
             query_row_cap: args.query_row_cap.max(1),
             sync: crate::incidents::SyncSettings {
                 interval: Duration::from_secs(args.sync_interval),

@@ -18,6 +18,7 @@ pub mod incidents;
 pub mod investigations;
 pub mod providers;
 pub mod queries;
+pub mod rate_limit;
 pub mod sentinel;
 pub mod siem;
 pub mod store;

@@ -32,6 +32,8 @@ pub enum ProviderError {
     Contended,
     #[error("the stored client secret of provider {0} cannot be decrypted")]
     CredentialUnreadable(String),
+    #[error("too many connection tests; retry in {0:?}")]
+    RateLimited(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -56,6 +58,8 @@ pub struct Providers {
     /// Signalled when providers are created or changed, so the incident-sync scheduler picks up
     /// a new default at once instead of at its next tick.
     pub changed: Arc<tokio::sync::Notify>,
+    /// Connection tests per caller (they call Entra ID with the submitted credentials).
+    pub test_limiter: Arc<crate::rate_limit::RateLimiter>,
 }
 
 fn secret_binding(id: &str) -> Binding<'_> {
@@ -73,7 +77,9 @@ impl Providers {
         body: ConnectionBody,
         ctx: &AuditContext,
     ) -> Result<ConnectionTestResult, ProviderError> {
-        let connection = validate::connection(body).map_err(ProviderError::Invalid);
+        let connection = self
+            .rate_limit(ctx)
+            .and_then(|()| validate::connection(body).map_err(ProviderError::Invalid));
         let connection = self
             .audited(ctx, "provider.test_credentials", None, connection)
             .await?;
@@ -96,6 +102,12 @@ impl Providers {
         Ok(result)
     }
 
+    fn rate_limit(&self, ctx: &AuditContext) -> Result<(), ProviderError> {
+        self.test_limiter
+            .check(&ctx.actor)
+            .map_err(ProviderError::RateLimited)
+    }
+
     /// Records a refused or failed action (best effort: the caller already gets the error).
     async fn audited<T>(
         &self,
@@ -111,6 +123,7 @@ impl Providers {
                 ProviderError::NameTaken(_) => "name_taken",
                 ProviderError::Contended => "concurrent_change",
                 ProviderError::CredentialUnreadable(_) => "credential_unreadable",
+                ProviderError::RateLimited(_) => "rate_limited",
                 ProviderError::Store(_) => "store_error",
             };
             if let Err(audit_error) =
@@ -279,6 +292,9 @@ impl Providers {
         id: &str,
         ctx: &AuditContext,
     ) -> Result<ConnectionTestResult, ProviderError> {
+        if let Err(e) = self.rate_limit(ctx) {
+            return self.audited(ctx, "provider.test", Some(id), Err(e)).await;
+        }
         let report = match self.connector_for(id).await {
             Ok((_, connector)) => connector.test_connection(self.test_budget).await,
             Err(ProviderError::CredentialUnreadable(_)) => unreadable_credentials_report(),

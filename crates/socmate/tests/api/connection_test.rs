@@ -373,3 +373,63 @@ async fn a_national_cloud_asks_for_that_clouds_tokens() {
         .body;
     assert_eq!(result["status"], "healthy", "{result}");
 }
+
+#[tokio::test]
+async fn connection_tests_are_rate_limited_per_caller() {
+    let app = spawn_app_with(Options {
+        test_rate_per_minute: 3,
+        ..Options::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let reply = app.admin(Method::POST, TEST, Some(connection_body())).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(reply.body["code"], "rate_limited");
+            let wait: u64 = reply.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=20).contains(&wait), "{wait}");
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    // Refused tests never reached Entra ID: two tokens per test that ran.
+    assert_eq!(app.emulator.request_count(Endpoint::Token), 6);
+    // Saved-provider tests share the caller's budget; another admin has their own.
+    let provider = app.create_provider("Limited").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = app
+        .admin(
+            Method::POST,
+            &format!("/api/admin/siem-providers/{provider}/test"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    let keys = socmate::auth::JwtKeys::from_secret(crate::helpers::JWT_SECRET.as_bytes()).unwrap();
+    let other = keys
+        .issue(
+            "other-admin@example.com",
+            socmate::auth::Role::Admin,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let reply = app
+        .call(Method::POST, TEST, Some(&other), Some(connection_body()))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

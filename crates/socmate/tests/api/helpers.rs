@@ -54,6 +54,7 @@ pub struct Options {
     pub row_cap: usize,
     /// Scheduled incident syncs (zero: tests run syncs themselves).
     pub sync_interval: Duration,
+    pub test_rate_per_minute: u32,
 }
 
 impl Default for Options {
@@ -71,6 +72,7 @@ impl Default for Options {
             authority: None,
             row_cap: 500_000,
             sync_interval: Duration::ZERO,
+            test_rate_per_minute: 1_000,
         }
     }
 }
@@ -103,6 +105,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     );
     settings.query_row_cap = options.row_cap;
     settings.sync.interval = options.sync_interval;
+    settings.connection_test_rate = options.test_rate_per_minute;
     if let Some(authority) = &options.authority {
         settings.endpoints.authority_host =
             Some(parse_endpoint("authority", authority).expect("url"));
@@ -158,6 +161,8 @@ pub fn settings(
             graph: Some(parse_endpoint("graph", &url).expect("url")),
         },
         connection_test_budget: test_budget,
+        // Generous, so that only the rate-limit test meets the limit.
+        connection_test_rate: 1_000,
         query_row_cap: 500_000,
         // Tests drive sync runs themselves unless they ask for the scheduler.
         sync: socmate::incidents::SyncSettings {

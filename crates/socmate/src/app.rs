@@ -142,6 +142,8 @@ impl Application {
             settings.sync.clone(),
             background.clone(),
         );
+        // Installed before serving, so the first scrape already has the series.
+        let _ = crate::metrics::handle();
         let router = router(providers, queries, sync.clone(), jwt, db.clone());
         Ok(Self {
             listener,
@@ -255,10 +257,12 @@ pub fn router(
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(Health { db }))
+        .route("/metrics", get(crate::metrics::render))
         .nest("/api", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .route_layer(middleware::from_fn(crate::metrics::track_http))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

@@ -16,6 +16,7 @@ pub mod http;
 pub mod id;
 pub mod incidents;
 pub mod investigations;
+pub mod metrics;
 pub mod providers;
 pub mod queries;
 pub mod rate_limit;

@@ -168,6 +168,18 @@ impl IncidentSync {
         tracing::info!(provider.id = provider_id, generation = lease.generation, watermark = ?lease.watermark, "incident sync started");
         match self.read_window(&lease).await {
             Ok((counts, watermark)) => {
+                metrics::counter!("socmate_sync_runs_total", "outcome" => "success").increment(1);
+                metrics::counter!("socmate_sync_incidents_total", "kind" => "fetched")
+                    .increment(counts.0.unsigned_abs());
+                metrics::counter!("socmate_sync_incidents_total", "kind" => "created")
+                    .increment(counts.1.unsigned_abs());
+                metrics::counter!("socmate_sync_incidents_total", "kind" => "updated")
+                    .increment(counts.2.unsigned_abs());
+                if let Some((_, ns)) = &watermark {
+                    // Lag: how far the newest synced update is behind now.
+                    let lag = (nanos(chrono::Utc::now()) - ns) as f64 / 1e9;
+                    metrics::gauge!("socmate_sync_watermark_lag_seconds", "provider_id" => provider_id.to_owned()).set(lag);
+                }
                 store::finish(
                     &self.providers.db,
                     &lease,
@@ -196,6 +208,7 @@ impl IncidentSync {
                 Err(SyncError::Store(SyncStoreError::LeaseLost))
             }
             Err(e) => {
+                metrics::counter!("socmate_sync_runs_total", "outcome" => e.code()).increment(1);
                 // Whatever went wrong is recorded; "could not read" never looks like "nothing new".
                 store::finish(
                     &self.providers.db,

@@ -180,6 +180,8 @@ impl Queries {
         )
         .await?;
         tracing::info!(query_id, provider.id = %provider.id, actor = %user.email, status, rows, duration_ms = millis(elapsed), "query ran");
+        metrics::counter!("socmate_queries_total", "status" => status, "error" => error_code.unwrap_or("")).increment(1);
+        metrics::histogram!("socmate_query_duration_seconds").record(elapsed.as_secs_f64());
         match outcome {
             Ok(result) => Ok(QueryResponse {
                 query_id,

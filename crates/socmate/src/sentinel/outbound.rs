@@ -40,13 +40,26 @@ pub async fn send_once_retrying(
 }
 
 pub async fn send(request: RequestBuilder, deadline: Instant) -> Result<Response, SendError> {
-    match tokio::time::timeout_at(deadline, request.send()).await {
+    let host = request
+        .try_clone()
+        .and_then(|r| r.build().ok())
+        .and_then(|r| r.url().host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout_at(deadline, request.send()).await {
         Err(_) => Err(SendError::Timeout),
         Ok(Err(e)) if e.is_timeout() => Err(SendError::Timeout),
         // reqwest's error text names the URL (hosts and ids, never secrets) and the cause.
         Ok(Err(e)) => Err(SendError::Unreachable(error_chain(&e))),
         Ok(Ok(response)) => Ok(response),
-    }
+    };
+    let label = match &outcome {
+        Ok(r) => crate::metrics::status_class(r.status().as_u16()),
+        Err(SendError::Timeout) => "timeout",
+        Err(SendError::Unreachable(_)) => "unreachable",
+    };
+    crate::metrics::outbound(&host, label, started.elapsed().as_secs_f64());
+    outcome
 }
 
 /// Reads a body of at most `limit` bytes before the deadline, without an intermediate copy.

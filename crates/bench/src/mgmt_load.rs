@@ -10,16 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use serde_json::json;
-use socmate::auth::{JwtKeys, Role};
-
-const JWT_SECRET: &str = "bench-jwt-secret-long-enough-0123456789abcdef";
+use socmate::auth::Role;
+use socmate_bench::Socmate;
 
 #[derive(Parser)]
 struct Args {
@@ -58,47 +55,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut cmd = Command::new(&args.socmate);
-    cmd.arg("serve")
-        .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SOCMATE_DATA_DIR", data.path())
-        .env("SOCMATE_JWT_SECRET", JWT_SECRET)
-        .env(
-            "SOCMATE_MASTER_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(url) = &args.database_url {
-        cmd.env("SOCMATE_DATABASE_URL", url);
-    }
-    let mut server = cmd
-        .spawn()
-        .expect("start socmate (build it with --release first)");
+    let envs: Vec<(&str, String)> = args
+        .database_url
+        .iter()
+        .map(|u| ("SOCMATE_DATABASE_URL", u.clone()))
+        .collect();
+    let server = Socmate::start(&args.socmate, &envs).await;
+    let base = server.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap();
-    let ready = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "socmate did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let token = JwtKeys::from_secret(JWT_SECRET.as_bytes())
-        .unwrap()
-        .issue("bench@example.com", Role::Admin, Duration::from_secs(3600))
-        .unwrap();
+    let token = socmate_bench::token(Role::Admin);
     let api = format!("{base}/api/admin/siem-providers");
     let mut ids = Vec::new();
     for i in 0..args.providers {
@@ -140,14 +108,10 @@ async fn main() {
             ms(sorted.last().copied().unwrap_or_default()),
         );
     }
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 fn body(name: &str) -> serde_json::Value {
-    json!({"name": name, "provider_type": "sentinel", "workspace_id": "c0ffee00-0000-4000-8000-00000000beef",
-        "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47", "client_id": "b1a3c5d7-0000-4000-8000-00000000a001",
-        "client_secret": "bench-secret-value-0000"})
+    socmate_bench::provider_body(name)
 }
 
 async fn run(

@@ -10,19 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use azure_emulator::{EmulatorConfig, RunningEmulator};
 use clap::Parser;
 use serde_json::json;
-use socmate::auth::{JwtKeys, Role};
-
-const JWT_SECRET: &str = "bench-jwt-secret-long-enough-0123456789abcdef";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "b1a3c5d7-0000-4000-8000-00000000a001";
-const SECRET: &str = "bench-secret-value-0000";
-const WORKSPACE: &str = "c0ffee00-0000-4000-8000-00000000beef";
+use socmate::auth::Role;
+use socmate_bench::{CLIENT, SECRET, Socmate, TENANT, WORKSPACE, azure_env, emulator_token};
 
 #[derive(Parser)]
 struct Args {
@@ -34,16 +28,6 @@ struct Args {
     rounds: usize,
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -52,74 +36,17 @@ async fn main() {
     ))
     .await
     .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = Command::new(&args.socmate)
-        .arg("serve")
-        .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SOCMATE_DATA_DIR", data.path())
-        .env("SOCMATE_JWT_SECRET", JWT_SECRET)
-        .env(
-            "SOCMATE_MASTER_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .env("SOCMATE_AZURE_AUTHORITY_HOST", emulator.url())
-        .env("SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT", emulator.url())
-        .env("SOCMATE_AZURE_GRAPH_ENDPOINT", emulator.url())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start socmate (build it with --release first)");
+    let server = Socmate::start(&args.socmate, &azure_env(&emulator.url())).await;
+    let base = server.base.clone();
     let http = reqwest::Client::new();
-    let ready = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "socmate did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let token = JwtKeys::from_secret(JWT_SECRET.as_bytes())
-        .unwrap()
-        .issue(
-            "bench@example.com",
-            Role::Analyst,
-            Duration::from_secs(3600),
-        )
-        .unwrap();
-    let admin = JwtKeys::from_secret(JWT_SECRET.as_bytes())
-        .unwrap()
-        .issue("bench@example.com", Role::Admin, Duration::from_secs(3600))
-        .unwrap();
-    let created = http
-        .post(format!("{base}/api/admin/siem-providers"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Bench", "provider_type": "sentinel", "workspace_id": WORKSPACE, "tenant_id": TENANT,
-            "client_id": CLIENT, "client_secret": SECRET}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let la_token: serde_json::Value = http
-        .post(format!("{}/{TENANT}/oauth2/v2.0/token", emulator.url()))
-        .form(&[
-            ("client_id", CLIENT),
-            ("client_secret", SECRET),
-            ("scope", "https://api.loganalytics.io/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let la_token = la_token["access_token"].as_str().unwrap().to_owned();
+    let token = socmate_bench::token(Role::Analyst);
+    socmate_bench::create_provider(&http, &base).await;
+    let la_token = emulator_token(
+        &http,
+        &emulator.url(),
+        "https://api.loganalytics.io/.default",
+    )
+    .await;
     let query = format!("SyntheticRows | take {}", args.rows);
 
     let (mut raw_times, mut proxied_times) = (Vec::new(), Vec::new());
@@ -161,7 +88,7 @@ async fn main() {
     proxied_times.sort();
     let median = |v: &[Duration]| v[v.len() / 2];
     let (raw, proxied) = (median(&raw_times), median(&proxied_times));
-    let hwm = peak_rss_kib(server.id()) * 1024;
+    let hwm = server.peak_rss_bytes();
     println!("rows: {}", args.rows);
     println!(
         "raw response from the emulator: {:.1} MiB",
@@ -190,6 +117,4 @@ async fn main() {
         hwm as f64 / 1048576.0,
         hwm as f64 / raw_bytes as f64
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

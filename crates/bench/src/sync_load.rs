@@ -11,20 +11,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use azure_emulator::{EmulatorConfig, RunningEmulator, generate_incidents_for};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
 use serde_json::{Value, json};
-use socmate::auth::{JwtKeys, Role};
-
-const JWT_SECRET: &str = "bench-jwt-secret-long-enough-0123456789abcdef";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-const CLIENT: &str = "b1a3c5d7-0000-4000-8000-00000000a001";
-const SECRET: &str = "bench-secret-value-0000";
-const WORKSPACE: &str = "c0ffee00-0000-4000-8000-00000000beef";
+use socmate::auth::Role;
+use socmate_bench::{CLIENT, SECRET, Socmate, TENANT, WORKSPACE, azure_env, emulator_token};
 
 #[derive(Parser)]
 struct Args {
@@ -34,16 +28,6 @@ struct Args {
     incidents: usize,
     #[arg(long)]
     database_url: Option<String>,
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -66,21 +50,12 @@ async fn main() {
     let http = reqwest::Client::new();
 
     // The floor: a plain client reading every page the same way.
-    let token: Value = http
-        .post(format!("{}/{TENANT}/oauth2/v2.0/token", emulator.url()))
-        .form(&[
-            ("client_id", CLIENT),
-            ("client_secret", SECRET),
-            ("scope", "https://graph.microsoft.com/.default"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let graph_token = token["access_token"].as_str().unwrap().to_owned();
+    let graph_token = emulator_token(
+        &http,
+        &emulator.url(),
+        "https://graph.microsoft.com/.default",
+    )
+    .await;
     let since = (Utc::now() - chrono::Duration::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true);
     let t = Instant::now();
     let mut next = Some(format!(
@@ -103,61 +78,16 @@ async fn main() {
     }
     let raw = t.elapsed();
 
-    let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut cmd = Command::new(&args.socmate);
-    cmd.arg("serve")
-        .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("SOCMATE_DATA_DIR", data.path())
-        .env("SOCMATE_JWT_SECRET", JWT_SECRET)
-        .env(
-            "SOCMATE_MASTER_KEY",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
-        .env("SOCMATE_SYNC_INTERVAL", "0")
-        .env("SOCMATE_AZURE_AUTHORITY_HOST", emulator.url())
-        .env("SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT", emulator.url())
-        .env("SOCMATE_AZURE_GRAPH_ENDPOINT", emulator.url())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
+    let mut envs = azure_env(&emulator.url());
+    envs.push(("SOCMATE_SYNC_INTERVAL", "0".to_owned()));
     if let Some(url) = &args.database_url {
-        cmd.env("SOCMATE_DATABASE_URL", url);
+        envs.push(("SOCMATE_DATABASE_URL", url.clone()));
     }
-    let mut server = cmd
-        .spawn()
-        .expect("start socmate (build it with --release first)");
-    let ready = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "socmate did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let admin = JwtKeys::from_secret(JWT_SECRET.as_bytes())
-        .unwrap()
-        .issue("bench@example.com", Role::Admin, Duration::from_secs(7200))
-        .unwrap();
-    let created: Value = http
-        .post(format!("{base}/api/admin/siem-providers"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Bench", "provider_type": "sentinel", "workspace_id": WORKSPACE, "tenant_id": TENANT,
-            "client_id": CLIENT, "client_secret": SECRET}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let status_url = format!(
-        "{base}/api/admin/siem-providers/{}/sync",
-        created["id"].as_str().unwrap()
-    );
+    let server = Socmate::start(&args.socmate, &envs).await;
+    let base = server.base.clone();
+    let admin = socmate_bench::token(Role::Admin);
+    let provider = socmate_bench::create_provider(&http, &base).await;
+    let status_url = format!("{base}/api/admin/siem-providers/{provider}/sync");
     let t = Instant::now();
     assert_eq!(
         http.post(&status_url)
@@ -204,8 +134,6 @@ async fn main() {
     );
     println!(
         "socmate peak RSS (VmHWM): {:.1} MiB",
-        peak_rss_kib(server.id()) as f64 / 1024.0
+        server.peak_rss_bytes() as f64 / 1048576.0
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

@@ -25,18 +25,6 @@ pub struct AuditContext {
     pub client_addr: Option<String>,
 }
 
-impl AuditContext {
-    /// Work SoCMate does on its own (the sync scheduler).
-    pub fn system() -> Self {
-        Self {
-            actor: "socmate".into(),
-            actor_role: "system",
-            request_id: None,
-            client_addr: None,
-        }
-    }
-}
-
 pub fn role_name(role: Role) -> &'static str {
     match role {
         Role::Admin => "admin",

@@ -122,14 +122,6 @@ impl ApiError {
             "an internal error occurred; the server log has the details",
         )
     }
-
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

@@ -13,7 +13,6 @@ use super::model::nanos;
 use super::store::{self, IncidentFilter, IncidentRow};
 use super::sync::IncidentSync;
 use crate::http::{ApiError, page};
-use crate::providers::ProviderError;
 
 pub fn router() -> Router<IncidentSync> {
     Router::new()
@@ -130,12 +129,7 @@ async fn trigger(
     ctx: crate::audit::AuditContext,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let provider = sync.providers().get(&id).await.map_err(|e| match e {
-        ProviderError::NotFound => {
-            ApiError::not_found("no SIEM provider with this id (deleted providers are gone)")
-        }
-        other => other.into(),
-    })?;
+    let provider = sync.providers().get(&id).await?;
     crate::audit::record(
         sync.db(),
         &ctx,
@@ -158,11 +152,6 @@ async fn status(
     State(sync): State<IncidentSync>,
     Path(id): Path<String>,
 ) -> Result<Json<store::SyncStatus>, ApiError> {
-    let provider = sync.providers().get(&id).await.map_err(|e| match e {
-        ProviderError::NotFound => {
-            ApiError::not_found("no SIEM provider with this id (deleted providers are gone)")
-        }
-        other => other.into(),
-    })?;
+    let provider = sync.providers().get(&id).await?;
     Ok(Json(store::status(sync.db(), &provider.id).await?))
 }

@@ -90,10 +90,6 @@ impl Sentinel {
         self.tokens.forget(tenant_id, client_id);
     }
 
-    pub fn cached_tokens(&self) -> usize {
-        self.tokens.len()
-    }
-
     fn query_slots(&self, tenant_id: &str, client_id: &str) -> Arc<tokio::sync::Semaphore> {
         let mut slots = self
             .query_slots

@@ -18,13 +18,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{JwtKeyError, JwtKeys, authenticate, require_admin};
+use crate::accounts::Accounts;
+use crate::auth::{AuthState, AuthUser, JwtKeyError, JwtKeys, authenticate, require_admin};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::{Cipher, KeyCheckError, KeySource, load_verified_master_key};
 use crate::http::ApiError;
 use crate::incidents::IncidentSync;
 use crate::providers::{self, Providers};
 use crate::queries::Queries;
+use crate::rate_limit::RateLimiter;
 use crate::sentinel::Sentinel;
 use crate::store::{DatabaseLocation, Db, StoreError};
 
@@ -126,9 +128,7 @@ impl Application {
             sentinel,
             test_budget: settings.connection_test_budget,
             changed: Arc::default(),
-            test_limiter: Arc::new(crate::rate_limit::RateLimiter::per_minute(
-                settings.connection_test_rate,
-            )),
+            test_limiter: Arc::new(RateLimiter::per_minute(settings.connection_test_rate)),
         };
         let queries = Queries {
             providers: providers.clone(),
@@ -142,9 +142,24 @@ impl Application {
             settings.sync.clone(),
             background.clone(),
         );
+        let accounts = Accounts {
+            db: db.clone(),
+            sign_in_limiter: Arc::new(RateLimiter::per_minute(settings.sign_in_rate)),
+        };
+        let write_limiter = Arc::new(RateLimiter::per_minute(settings.write_rate));
         // Installed before serving, so the first scrape already has the series.
         let _ = crate::metrics::handle();
-        let router = router(providers, queries, sync.clone(), jwt, db.clone());
+        let router = router(Services {
+            providers,
+            queries,
+            sync: sync.clone(),
+            accounts,
+            auth: AuthState {
+                keys: jwt,
+                db: db.clone(),
+            },
+            write_limiter,
+        });
         Ok(Self {
             listener,
             router,
@@ -218,13 +233,26 @@ fn create_data_dir(path: &std::path::Path) -> Result<(), StartupError> {
         })
 }
 
-pub fn router(
-    providers: Providers,
-    queries: Queries,
-    sync: IncidentSync,
-    jwt: Arc<JwtKeys>,
-    db: Db,
-) -> Router {
+/// Everything the router hands to its handlers.
+pub struct Services {
+    pub providers: Providers,
+    pub queries: Queries,
+    pub sync: IncidentSync,
+    pub accounts: Accounts,
+    pub auth: AuthState,
+    pub write_limiter: Arc<RateLimiter>,
+}
+
+pub fn router(services: Services) -> Router {
+    let Services {
+        providers,
+        queries,
+        sync,
+        accounts,
+        auth,
+        write_limiter,
+    } = services;
+    let db = auth.db.clone();
     let admin = Router::new()
         .nest(
             "/siem-providers",
@@ -236,7 +264,7 @@ pub fn router(
         // Its own fallback, so that unknown admin paths are behind the admin guard too.
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(db.clone(), require_admin));
-    let api = Router::new()
+    let authenticated = Router::new()
         .nest("/admin", admin)
         .nest(
             "/siem",
@@ -247,8 +275,19 @@ pub fn router(
             crate::investigations::router().with_state(queries),
         )
         .nest("/incidents", crate::incidents::router().with_state(sync))
+        .nest(
+            "/auth",
+            crate::accounts::session_routes().with_state(accounts.clone()),
+        )
         .fallback(api_not_found)
-        .layer(middleware::from_fn_with_state(jwt, authenticate))
+        .layer(middleware::from_fn_with_state(write_limiter, limit_writes))
+        .layer(middleware::from_fn_with_state(auth, authenticate));
+    let api = Router::new()
+        .nest(
+            "/auth",
+            crate::accounts::public_routes().with_state(accounts),
+        )
+        .merge(authenticated)
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -259,6 +298,7 @@ pub fn router(
         .route("/readyz", get(readyz).with_state(Health { db }))
         .route("/metrics", get(crate::metrics::render))
         .nest("/api", api)
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -294,6 +334,25 @@ async fn readyz(State(health): State<Health>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Caps state-changing requests per caller (reads are not limited: they change nothing and the
+/// database absorbs them). Runs after `authenticate`, so the key is the verified identity.
+async fn limit_writes(
+    State(limiter): State<Arc<RateLimiter>>,
+    user: AuthUser,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Result<Response, ApiError> {
+    if !request.method().is_safe() {
+        limiter.check(&user.email).map_err(|wait| {
+            ApiError::rate_limited(
+                "too many changes from this user; wait before retrying",
+                wait,
+            )
+        })?;
+    }
+    Ok(next.run(request).await)
 }
 
 async fn not_found() -> ApiError {

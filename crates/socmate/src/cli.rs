@@ -4,12 +4,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts;
 use crate::app::Application;
 use crate::auth::{JwtKeys, Role, parse_ttl};
 use crate::config::{DataArgs, Secrets, ServeArgs, Settings};
-use crate::store::{DatabaseLocation, Db};
+use crate::store::{DatabaseLocation, Db, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(name = "socmate", version, about = "SoCMate SIEM gateway")]
@@ -31,6 +33,24 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a console user; the password is read from the first line of stdin.
+    Add {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        role: Role,
     },
 }
 
@@ -64,6 +84,9 @@ pub fn main(cli: Cli) -> ExitCode {
                     ttl,
                 },
         } => issue_token(&data, &email, role, ttl),
+        Command::User {
+            command: UserCommand::Add { data, email, role },
+        } => add_user(&data, &email, role),
     }
 }
 
@@ -96,6 +119,55 @@ fn serve(args: ServeArgs) -> ExitCode {
 
 fn migrate(data: &DataArgs) -> ExitCode {
     crate::telemetry::init(crate::config::LogFormat::Text);
+    with_database(data, |db| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        println!("database schema is up to date ({})", db.backend_name());
+        Ok(())
+    })
+}
+
+fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    if let Err(message) = check_email(email) {
+        return fail(message);
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        return fail(&format!("cannot read the password from stdin: {e}"));
+    }
+    let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+    drop(line);
+    let hash = match accounts::hash_password(&password) {
+        Ok(hash) => hash,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let email = email.trim().to_owned();
+    with_database(data, |db| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        match accounts::store::add_user(&db, &email, role, &hash).await {
+            Ok(_) => {
+                println!(
+                    "added {} user {}",
+                    crate::audit::role_name(role),
+                    email.to_lowercase()
+                );
+                Ok(())
+            }
+            Err(StoreError::UniqueViolation) => {
+                Err(format!("a user with email {email} already exists"))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+/// Opens the configured database (PostgreSQL from SOCMATE_DATABASE_URL, else SQLite in the data
+/// dir), runs `work`, and closes it.
+fn with_database<F, Fut>(data: &DataArgs, work: F) -> ExitCode
+where
+    F: FnOnce(Db) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -118,23 +190,28 @@ fn migrate(data: &DataArgs) -> ExitCode {
             Ok(db) => db,
             Err(e) => return fail(&format!("cannot open the database: {e}")),
         };
-        let outcome = db.migrate().await;
+        let outcome = work(db.clone()).await;
         db.close().await;
         match outcome {
-            Ok(()) => {
-                println!("database schema is up to date ({})", db.backend_name());
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e.to_string()),
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&message),
         }
     })
 }
 
-fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitCode {
+fn check_email(email: &str) -> Result<(), &'static str> {
     let email = email.trim();
     if email.is_empty() || !email.contains('@') || email.chars().any(char::is_control) {
-        return fail("--email must be an email address such as admin@example.com");
+        return Err("--email must be an email address such as admin@example.com");
     }
+    Ok(())
+}
+
+fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitCode {
+    if let Err(message) = check_email(email) {
+        return fail(message);
+    }
+    let email = email.trim();
     if let Err(e) = std::fs::create_dir_all(&data.data_dir) {
         return fail(&format!(
             "cannot create data directory {}: {e}",

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// Connection tests per minute per caller (per replica).
     #[arg(long, env = "SOCMATE_CONNECTION_TEST_RATE", default_value_t = 10)]
     pub connection_test_rate: u32,
+    /// Sign-in attempts per minute per client address and per email (per replica).
+    #[arg(long, env = "SOCMATE_SIGN_IN_RATE", default_value_t = 10)]
+    pub sign_in_rate: u32,
+    /// State-changing API requests per minute per caller (per replica).
+    #[arg(long, env = "SOCMATE_WRITE_RATE", default_value_t = 120)]
+    pub write_rate: u32,
     /// Rows kept per query result; the rest are dropped and the result flagged `truncated`.
     #[arg(long, env = "SOCMATE_QUERY_ROW_CAP", default_value_t = 500_000)]
     pub query_row_cap: usize,
@@ -103,6 +109,8 @@ pub struct Settings {
     pub endpoints: EndpointOverrides,
     pub connection_test_budget: Duration,
     pub connection_test_rate: u32,
+    pub sign_in_rate: u32,
+    pub write_rate: u32,
     pub query_row_cap: usize,
     pub sync: crate::incidents::SyncSettings,
     pub secrets: Secrets,
@@ -136,6 +144,8 @@ impl Settings {
             },
             connection_test_budget: Duration::from_secs_f64(timeout),
             connection_test_rate: args.connection_test_rate.max(1),
+            sign_in_rate: args.sign_in_rate.max(1),
+            write_rate: args.write_rate.max(1),
             query_row_cap: args.query_row_cap.max(1),
             sync: crate::incidents::SyncSettings {
                 interval: Duration::from_secs(args.sync_interval),

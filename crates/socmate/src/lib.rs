@@ -6,11 +6,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod http;
 pub mod id;

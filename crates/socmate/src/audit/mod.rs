@@ -42,9 +42,14 @@ impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
 }
 
 pub fn context_of(parts: &Parts, user: &AuthUser) -> AuditContext {
+    context_for(parts, user.email.clone(), role_name(user.role))
+}
+
+/// The context of a caller who is not (yet) authenticated, such as a sign-in attempt.
+pub fn context_for(parts: &Parts, actor: String, actor_role: &'static str) -> AuditContext {
     AuditContext {
-        actor: user.email.clone(),
-        actor_role: role_name(user.role),
+        actor,
+        actor_role,
         request_id: parts
             .headers
             .get("x-request-id")

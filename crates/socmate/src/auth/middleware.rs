@@ -1,4 +1,4 @@
-//! Router layers: `authenticate` guards all of `/api`, `require_admin` all of `/api/admin`.
+//! Router layers: `authenticate` guards all of `/api` (but sign-in), `require_admin` all of `/api/admin`.
 //! Guarding whole routers (not single handlers) makes "forgot the check" impossible for a new
 //! route.
 
@@ -7,10 +7,12 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::{AuthError, JwtKeys, Role};
+use crate::accounts;
 use crate::http::ApiError;
 use crate::store::Db;
 
@@ -21,15 +23,30 @@ pub struct AuthUser {
     pub role: Role,
 }
 
+/// What [`authenticate`] needs: the JWT keys for bearer tokens, the database for sessions.
+#[derive(Clone)]
+pub struct AuthState {
+    pub keys: Arc<JwtKeys>,
+    pub db: Db,
+}
+
+/// Accepts a bearer token (API clients) or a console session cookie (browsers). A cookie alone
+/// never authorises a state-changing request: it must also carry the CSRF header, which a
+/// cross-site form or image cannot set.
 pub async fn authenticate(
-    State(keys): State<Arc<JwtKeys>>,
+    State(auth): State<AuthState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header = request
-        .headers()
-        .get(AUTHORIZATION)
-        .ok_or(ApiError::unauthorized(AuthError::Missing))?;
+    let user = match request.headers().get(AUTHORIZATION) {
+        Some(header) => bearer_user(&auth.keys, header)?,
+        None => session_user(&auth.db, request.headers(), request.method().is_safe()).await?,
+    };
+    request.extensions_mut().insert(user);
+    Ok(next.run(request).await)
+}
+
+fn bearer_user(keys: &JwtKeys, header: &HeaderValue) -> Result<AuthUser, ApiError> {
     let token = header
         .to_str()
         .ok()
@@ -40,11 +57,38 @@ pub async fn authenticate(
         .filter(|token| !token.is_empty())
         .ok_or(ApiError::unauthorized(AuthError::Invalid))?;
     let claims = keys.verify(token).map_err(ApiError::unauthorized)?;
-    request.extensions_mut().insert(AuthUser {
+    Ok(AuthUser {
         email: claims.email,
         role: claims.role,
-    });
-    Ok(next.run(request).await)
+    })
+}
+
+async fn session_user(db: &Db, headers: &HeaderMap, safe: bool) -> Result<AuthUser, ApiError> {
+    let token =
+        accounts::session_token(headers).ok_or(ApiError::unauthorized(AuthError::Missing))?;
+    let has_csrf_header = headers
+        .get(accounts::CSRF_HEADER)
+        .is_some_and(|v| v.as_bytes() == accounts::CSRF_HEADER_VALUE.as_bytes());
+    if !safe && !has_csrf_header {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_check_failed",
+            format!(
+                "requests authenticated by the session cookie must send '{}: {}'",
+                accounts::CSRF_HEADER,
+                accounts::CSRF_HEADER_VALUE
+            ),
+        ));
+    }
+    accounts::store::session_user(db, &token)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_expired",
+                "your session has ended; sign in again",
+            )
+        })
 }
 
 /// Refuses non-admins, and records each refusal in the audit log.

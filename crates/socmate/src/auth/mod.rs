@@ -1,4 +1,5 @@
-//! Who is calling: bearer JWTs signed by this deployment, and the role checks built on them.
+//! Who is calling: bearer JWTs signed by this deployment or console session cookies, and the
+//! role checks built on them.
 //!
 //! The server and `socmate token issue` share one [`JwtKeys`], so a token minted on the command
 //! line is verified by exactly the rules the server applies.
@@ -7,4 +8,4 @@ mod jwt;
 mod middleware;
 
 pub use jwt::{AuthError, Claims, JwtKeyError, JwtKeys, Role, parse_ttl};
-pub use middleware::{AuthUser, authenticate, require_admin};
+pub use middleware::{AuthState, AuthUser, authenticate, require_admin};

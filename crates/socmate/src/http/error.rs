@@ -102,6 +102,12 @@ impl ApiError {
         }
     }
 
+    /// 429 with `Retry-After` rounded up to whole seconds (at least 1).
+    pub fn rate_limited(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+            .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self {
             retry_after_secs: Some(2),

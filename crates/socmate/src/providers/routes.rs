@@ -42,12 +42,10 @@ impl From<ProviderError> for ApiError {
                 "credential_unreadable",
                 "the provider's stored client secret cannot be decrypted with the configured master key; an admin must enter it again (PATCH client_secret)",
             ),
-            ProviderError::RateLimited(wait) => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            ProviderError::RateLimited(wait) => ApiError::rate_limited(
                 "too many connection tests from this user; wait before testing again",
-            )
-            .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64),
+                wait,
+            ),
             ProviderError::Store(e) => e.into(),
         }
     }

@@ -55,6 +55,8 @@ pub struct Options {
     /// Scheduled incident syncs (zero: tests run syncs themselves).
     pub sync_interval: Duration,
     pub test_rate_per_minute: u32,
+    pub sign_in_rate_per_minute: u32,
+    pub write_rate_per_minute: u32,
 }
 
 impl Default for Options {
@@ -73,6 +75,8 @@ impl Default for Options {
             row_cap: 500_000,
             sync_interval: Duration::ZERO,
             test_rate_per_minute: 1_000,
+            sign_in_rate_per_minute: 1_000,
+            write_rate_per_minute: 100_000,
         }
     }
 }
@@ -106,6 +110,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.query_row_cap = options.row_cap;
     settings.sync.interval = options.sync_interval;
     settings.connection_test_rate = options.test_rate_per_minute;
+    settings.sign_in_rate = options.sign_in_rate_per_minute;
+    settings.write_rate = options.write_rate_per_minute;
     if let Some(authority) = &options.authority {
         settings.endpoints.authority_host =
             Some(parse_endpoint("authority", authority).expect("url"));
@@ -163,6 +169,8 @@ pub fn settings(
         connection_test_budget: test_budget,
         // Generous, so that only the rate-limit test meets the limit.
         connection_test_rate: 1_000,
+        sign_in_rate: 1_000,
+        write_rate: 100_000,
         query_row_cap: 500_000,
         // Tests drive sync runs themselves unless they ask for the scheduler.
         sync: socmate::incidents::SyncSettings {
@@ -246,6 +254,48 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::OK);
         reply.body
+    }
+
+    /// Adds a console user through the real `socmate user add` (password on stdin).
+    pub fn add_user(&self, email: &str, role: &str, password: &str) {
+        use std::io::Write as _;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_socmate"));
+        command
+            .args([
+                "user",
+                "add",
+                "--email",
+                email,
+                "--role",
+                role,
+                "--data-dir",
+            ])
+            .arg(self.data_dir.path())
+            .env_remove("SOCMATE_DATABASE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(url) = &self.db_url {
+            command.env("SOCMATE_DATABASE_URL", url);
+        }
+        let mut child = command.spawn().expect("socmate user add starts");
+        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password written");
+        let out = child.wait_with_output().expect("socmate user add runs");
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Signs in through `POST /api/auth/login`.
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/auth/login", self.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login sent")
     }
 
     pub async fn stop(&self) {

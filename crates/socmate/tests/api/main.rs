@@ -15,3 +15,4 @@ mod providers;
 mod queries;
 mod replicas;
 mod secrets;
+mod sessions;

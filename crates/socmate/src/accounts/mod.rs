@@ -1,0 +1,188 @@
+//! Local console accounts: users with argon2id passwords (`socmate user add`), sign-in, and
+//! the browser session cookie.
+//!
+//! The cookie is HttpOnly (scripts cannot read it), SameSite=Strict (other sites cannot send
+//! it), Secure when the request arrived over HTTPS at the proxy, and holds a random token whose
+//! hash is the only thing stored. Cross-site request forgery is refused twice over: SameSite,
+//! and [`CSRF_HEADER`], which state-changing cookie requests must carry and which a cross-site
+//! form cannot set (see `auth::authenticate`).
+
+mod password;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub use password::{MIN_PASSWORD_LEN, PasswordError, hash as hash_password};
+
+use crate::audit::{self, AuditContext};
+use crate::auth::{AuthUser, Role};
+use crate::http::{ApiError, AppJson};
+use crate::rate_limit::RateLimiter;
+use crate::store::Db;
+
+pub const SESSION_COOKIE: &str = "socmate_session";
+/// Header that cookie-authenticated state-changing requests must carry (value: `SoCMate`).
+pub const CSRF_HEADER: &str = "x-requested-with";
+pub const CSRF_HEADER_VALUE: &str = "SoCMate";
+const INVALID_CREDENTIALS: &str = "The email or password is incorrect.";
+
+#[derive(Clone)]
+pub struct Accounts {
+    pub db: Db,
+    /// Sign-in attempts per client address and per email.
+    pub sign_in_limiter: Arc<RateLimiter>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: SecretString,
+}
+
+#[derive(Serialize)]
+struct Me {
+    email: String,
+    role: Role,
+}
+
+/// `POST /api/auth/login`, reachable without credentials.
+pub fn public_routes() -> Router<Accounts> {
+    Router::new().route("/login", post(login))
+}
+
+/// `POST /api/auth/logout` and `GET /api/auth/me`, behind `authenticate`.
+pub fn session_routes() -> Router<Accounts> {
+    Router::new()
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+}
+
+async fn login(
+    State(accounts): State<Accounts>,
+    parts: Parts,
+    AppJson(body): AppJson<LoginBody>,
+) -> Result<Response, ApiError> {
+    // Emails are not secrets, but cap what an attacker can make us store.
+    let attempted: String = store::normalize_email(&body.email)
+        .chars()
+        .take(254)
+        .collect();
+    let ctx = audit::context_for(&parts, attempted.clone(), "none");
+    let client = client_addr(&parts);
+    let limited = accounts
+        .sign_in_limiter
+        .check(&format!("addr:{client}"))
+        .and_then(|()| {
+            accounts
+                .sign_in_limiter
+                .check(&format!("email:{attempted}"))
+        });
+    if let Err(wait) = limited {
+        audit::record(&accounts.db, &ctx, "auth.login", None, "rate_limited", None).await?;
+        return Err(ApiError::rate_limited(
+            "Too many sign-in attempts; wait before trying again.",
+            wait,
+        ));
+    }
+
+    let user = store::find_user(&accounts.db, &attempted).await?;
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = body.password;
+    let verified =
+        tokio::task::spawn_blocking(move || password::verify(&password, stored_hash.as_deref()))
+            .await
+            .unwrap_or(false);
+    let Some(user) = user.filter(|_| verified) else {
+        audit::record(&accounts.db, &ctx, "auth.login", None, "failure", None).await?;
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            INVALID_CREDENTIALS,
+        ));
+    };
+
+    let token = store::new_session_token();
+    let ctx = AuditContext {
+        actor_role: audit::role_name(user.role),
+        ..ctx
+    };
+    store::start_session(&accounts.db, &user, &token, &ctx).await?;
+    let cookie = session_cookie(
+        token.expose_secret(),
+        store::SESSION_TTL_SECS,
+        &parts.headers,
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(Me {
+            email: user.email,
+            role: user.role,
+        }),
+    )
+        .into_response())
+}
+
+async fn logout(
+    State(accounts): State<Accounts>,
+    ctx: AuditContext,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = session_token(&headers) {
+        store::end_session(&accounts.db, &token, &ctx).await?;
+    }
+    // Always clear the cookie, even for a session that had already ended.
+    let cleared = session_cookie("", 0, &headers);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
+}
+
+async fn me(user: AuthUser) -> Json<Me> {
+    Json(Me {
+        email: user.email,
+        role: user.role,
+    })
+}
+
+fn client_addr(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+fn session_cookie(value: &str, max_age: i64, request: &HeaderMap) -> HeaderValue {
+    // TLS ends at the reverse proxy; it tells us the original scheme.
+    let https = request
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let secure = if https { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    );
+    // The token is URL-safe base64, so the header value is always valid.
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The session token from the request's `Cookie` header(s), if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| !v.is_empty())
+}

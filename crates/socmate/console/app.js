@@ -154,6 +154,11 @@ function statusArea(testid, { polite = true } = {}) {
     testid,
   });
   const set = (kind, message) => {
+    // A newer message replaces the one-time notice the page opened with.
+    if (message && kind !== 'busy' && el.isConnected) {
+      const flash = document.querySelector('#main [data-testid="flash"]');
+      if (flash) flash.remove();
+    }
     clear(el);
     el.className = 'status-area';
     if (!message) return;
@@ -678,15 +683,39 @@ async function providersPage() {
       }));
     }
 
-    syncBtn.addEventListener('click', () => withBusyButton(syncBtn, 'Starting…', async () => {
+    syncBtn.addEventListener('click', () => withBusyButton(syncBtn, 'Syncing…', async () => {
+      const syncPath = `/api/admin/siem-providers/${encodeURIComponent(p.id)}/sync`;
       status.busy(`Starting an incident sync of “${p.name}”…`);
       try {
-        const result = await api('POST', `/api/admin/siem-providers/${encodeURIComponent(p.id)}/sync`);
+        const before = await api('GET', syncPath).catch(() => null);
+        const result = await api('POST', syncPath);
         if (!stillOn(seq)) return;
-        status.ok(`${(result && result.message) || 'Incident sync started'}. New incidents appear under Incidents when it finishes.`);
+        status.busy(`${(result && result.message) || 'Incident sync started'}; waiting for it to finish…`);
+        // Follow the run until it has finished (a run already under way counts too).
+        const deadline = Date.now() + 120_000;
+        let last = null;
+        while (Date.now() < deadline) {
+          await new Promise((resolve) => { window.setTimeout(resolve, 700); });
+          if (!stillOn(seq)) return;
+          last = await api('GET', syncPath);
+          const moved = !before
+            || last.last_started_at !== before.last_started_at
+            || last.last_finished_at !== before.last_finished_at;
+          if (last.state === 'idle' && moved && last.last_finished_at) break;
+          last = null;
+        }
+        if (!stillOn(seq)) return;
+        if (!last) {
+          status.info(`The incident sync of “${p.name}” is still running; new incidents appear under Incidents as it goes.`);
+        } else if (last.last_error && last.last_success_at !== last.last_finished_at) {
+          status.error(`The incident sync of “${p.name}” failed: ${last.last_error.message || last.last_error.code}`);
+        } else {
+          status.ok(`Incident sync of “${p.name}” finished: ${plural(last.fetched || 0, 'incident', 'incidents')} read, `
+            + `${last.created || 0} new, ${last.updated || 0} updated (totals since the first sync).`);
+        }
       } catch (e) {
         if (!stillOn(seq)) return;
-        status.error(`Could not start a sync of “${p.name}”: ${describeError(e)}`);
+        status.error(`Could not sync “${p.name}”: ${describeError(e)}`);
       }
     }));
 
@@ -1457,8 +1486,10 @@ async function queryPage() {
           h('strong', { text: 'Truncated. ' }),
           'The result has more rows than the server keeps; rows beyond the limit were dropped. Narrow the query or the time range.'));
       }
+      const option = Array.from(providerSelect.options).find((o) => o.value && o.value === result.provider_id);
+      const providerLabel = option ? `“${option.textContent.replace(/ \(default\)$/, '')}” (${result.provider_id})` : result.provider_id || '';
       results.append(h('p', { class: 'muted small', testid: 'query-meta' },
-        `Query ${result.query_id || ''} on provider ${result.provider_id || ''}`));
+        `Query ${result.query_id || ''} ran on provider ${providerLabel}.`));
       if (!tables.length) results.append(h('p', { class: 'muted', text: 'The query returned no tables.' }));
       tables.forEach((t, i) => results.append(renderTable(t, i)));
     } catch (e) {

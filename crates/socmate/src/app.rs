@@ -21,7 +21,9 @@ use tower_http::trace::TraceLayer;
 use crate::accounts::Accounts;
 use crate::auth::{AuthState, AuthUser, JwtKeyError, JwtKeys, authenticate, require_admin};
 use crate::config::{ConfigError, Settings};
-use crate::crypto::{Cipher, KeyCheckError, KeySource, load_verified_master_key};
+use crate::crypto::{
+    KeyCheckError, KeySource, ensure_keys_in_use_are_loaded, load_verified_keyring,
+};
 use crate::http::ApiError;
 use crate::incidents::IncidentSync;
 use crate::providers::{self, Providers};
@@ -96,26 +98,28 @@ impl Application {
             None => Db::connect(DatabaseLocation::SqliteIn(&settings.data_dir)).await?,
         };
         db.migrate().await?;
-        let (master_key, source) = load_verified_master_key(
-            &db,
-            settings.secrets.master_key.as_ref(),
-            &settings.data_dir,
-        )
-        .await?;
+        let (keyring, source) =
+            load_verified_keyring(&db, &settings.secrets, &settings.data_dir).await?;
+        ensure_keys_in_use_are_loaded(&db, &keyring).await?;
+        let key_ids = keyring.key_ids().join(",");
+        let active = keyring.active_key_id();
         match &source {
             KeySource::Generated(path) => tracing::warn!(
-                key_id = master_key.id(),
+                key_id = active,
                 path = %path.display(),
                 "GENERATED A NEW MASTER KEY. Back up this file: without it the stored client \
                  secrets cannot be decrypted. In production pass SOCMATE_MASTER_KEY explicitly."
             ),
             KeySource::File(path) => {
-                tracing::info!(key_id = master_key.id(), path = %path.display(), "master key loaded from file")
+                tracing::info!(active_key_id = active, key_ids, path = %path.display(), "master keys loaded from file")
             }
-            KeySource::Environment => tracing::info!(
-                key_id = master_key.id(),
-                "master key loaded from SOCMATE_MASTER_KEY"
-            ),
+            KeySource::Environment => {
+                tracing::info!(
+                    active_key_id = active,
+                    key_ids,
+                    "master keys loaded from the environment"
+                )
+            }
         }
         let jwt = Arc::new(JwtKeys::load(
             settings.secrets.jwt_secret.as_ref(),
@@ -124,7 +128,7 @@ impl Application {
         let sentinel = Arc::new(Sentinel::new(settings.endpoints.clone())?);
         let providers = Providers {
             db: db.clone(),
-            cipher: Arc::new(Cipher::new(&master_key)),
+            keyring: Arc::new(keyring),
             sentinel,
             test_budget: settings.connection_test_budget,
             changed: Arc::default(),

@@ -9,8 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts;
 use crate::app::Application;
+use crate::audit::AuditContext;
 use crate::auth::{JwtKeys, Role, parse_ttl};
 use crate::config::{DataArgs, Secrets, ServeArgs, Settings};
+use crate::crypto;
 use crate::store::{DatabaseLocation, Db, StoreError};
 
 #[derive(Debug, Parser)]
@@ -34,10 +36,34 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Master keys: re-encrypt stored secrets under the active key, or show key usage.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage console users.
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-encrypt every stored secret under the active key (the first of SOCMATE_MASTER_KEYS).
+    /// Safe to interrupt and to run again; prints {"rewrapped","failed","remaining"}.
+    Rotate {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Secrets re-encrypted per transaction.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+        batch_size: u16,
+    },
+    /// List the key ids in the database and in the configuration, and how many secrets each
+    /// encrypts.
+    Status {
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 
@@ -84,6 +110,12 @@ pub fn main(cli: Cli) -> ExitCode {
                     ttl,
                 },
         } => issue_token(&data, &email, role, ttl),
+        Command::Keys {
+            command: KeysCommand::Rotate { data, batch_size },
+        } => rotate_keys(&data, batch_size.into()),
+        Command::Keys {
+            command: KeysCommand::Status { data },
+        } => key_status(&data),
         Command::User {
             command: UserCommand::Add { data, email, role },
         } => add_user(&data, &email, role),
@@ -158,6 +190,57 @@ fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         }
+    })
+}
+
+fn rotate_keys(data: &DataArgs, batch_size: usize) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let dir = data.data_dir.clone();
+    with_database(data, |db| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        let (keyring, _) = crypto::load_verified_keyring(&db, &Secrets::from_env(), &dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        crypto::ensure_keys_in_use_are_loaded(&db, &keyring)
+            .await
+            .map_err(|e| e.to_string())?;
+        let ctx = AuditContext {
+            actor: "socmate keys rotate".to_owned(),
+            actor_role: "operator",
+            request_id: None,
+            client_addr: None,
+        };
+        let report = crypto::rotation::rotate(&db, &keyring, &ctx, batch_size)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("{}", serde_json::json!(report));
+        if report.failed > 0 {
+            return Err(format!(
+                "{} secret(s) could not be decrypted with any configured key; see the warnings \
+                 above, then re-enter those secrets (PATCH client_secret)",
+                report.failed
+            ));
+        }
+        Ok(())
+    })
+}
+
+fn key_status(data: &DataArgs) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let dir = data.data_dir.clone();
+    with_database(data, |db| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        let (keyring, _) = crypto::load_verified_keyring(&db, &Secrets::from_env(), &dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = crypto::rotation::status(&db, &keyring)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+        Ok(())
     })
 }
 

@@ -73,6 +73,8 @@ pub struct ServeArgs {
 #[derive(Debug, Default)]
 pub struct Secrets {
     pub master_key: Option<SecretString>,
+    /// A keyring: comma-separated keys, the active one first.
+    pub master_keys: Option<SecretString>,
     pub jwt_secret: Option<SecretString>,
     pub database_url: Option<SecretString>,
 }
@@ -87,6 +89,7 @@ impl Secrets {
         };
         Self {
             master_key: read("SOCMATE_MASTER_KEY"),
+            master_keys: read("SOCMATE_MASTER_KEYS"),
             jwt_secret: read("SOCMATE_JWT_SECRET"),
             database_url: read("SOCMATE_DATABASE_URL"),
         }

@@ -43,7 +43,17 @@ pub enum MasterKeyError {
          (generate one with: openssl rand -base64 32)"
     )]
     InvalidEncoding,
-    #[error("master key file {path} must hold the base64 encoding of exactly 32 bytes")]
+    #[error(
+        "SOCMATE_MASTER_KEYS must list base64-encoded 32-byte keys separated by commas, the \
+         active key first; entry {position} is not one"
+    )]
+    InvalidListEntry { position: usize },
+    #[error("set SOCMATE_MASTER_KEYS or SOCMATE_MASTER_KEY, not both")]
+    BothSet,
+    #[error(
+        "master key file {path} must hold base64-encoded 32-byte keys, one per line, the active \
+         key first"
+    )]
     InvalidFile { path: PathBuf },
     #[error("cannot read master key file {path}: {source}")]
     Read {
@@ -94,13 +104,36 @@ impl MasterKey {
         SecretString::from(STANDARD.encode(self.expose_bytes()))
     }
 
-    /// Reads the key file in `data_dir`, if there is one.
-    pub fn read_file(data_dir: &Path) -> Result<Option<(Self, PathBuf)>, MasterKeyError> {
+    /// Parses a key list (`SOCMATE_MASTER_KEYS`): base64 keys separated by commas or
+    /// whitespace, the active key first. Errors name the position, never the value.
+    pub fn parse_list(encoded: &SecretString) -> Result<Vec<Self>, MasterKeyError> {
+        let keys = split_list(encoded.expose_secret())
+            .enumerate()
+            .map(|(i, entry)| {
+                decode(entry)
+                    .map(Self::from_bytes)
+                    .ok_or(MasterKeyError::InvalidListEntry { position: i + 1 })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(MasterKeyError::InvalidListEntry { position: 1 });
+        }
+        Ok(keys)
+    }
+
+    /// Reads the key file in `data_dir` (one key per line, the active key first), if there is one.
+    pub fn read_file(data_dir: &Path) -> Result<Option<(Vec<Self>, PathBuf)>, MasterKeyError> {
         let path = data_dir.join(KEY_FILE_NAME);
         match std::fs::read_to_string(&path) {
-            Ok(text) => decode(&text)
-                .map(|bytes| Some((Self::from_bytes(bytes), path.clone())))
-                .ok_or(MasterKeyError::InvalidFile { path }),
+            Ok(text) => {
+                let keys: Option<Vec<Self>> = split_list(&text)
+                    .map(|entry| decode(entry).map(Self::from_bytes))
+                    .collect();
+                match keys {
+                    Some(keys) if !keys.is_empty() => Ok(Some((keys, path))),
+                    _ => Err(MasterKeyError::InvalidFile { path }),
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(MasterKeyError::Read { path, source }),
         }
@@ -118,6 +151,11 @@ impl MasterKey {
         )?;
         Ok((key, path))
     }
+}
+
+fn split_list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|entry| !entry.is_empty())
 }
 
 fn decode(text: &str) -> Option<[u8; KEY_LEN]> {
@@ -169,6 +207,21 @@ mod tests {
     }
 
     #[test]
+    fn key_lists_keep_their_order_and_name_a_bad_entry_by_position() {
+        let (a, b) = (STANDARD.encode([1u8; 32]), STANDARD.encode([2u8; 32]));
+        let keys = MasterKey::parse_list(&SecretString::from(format!(" {b},\n{a} "))).unwrap();
+        assert_eq!(keys[0].id(), MasterKey::from_bytes([2; 32]).id());
+        assert_eq!(keys[1].id(), MasterKey::from_bytes([1; 32]).id());
+        let err = MasterKey::parse_list(&SecretString::from(format!("{a},not-a-key"))).unwrap_err();
+        assert!(matches!(
+            err,
+            MasterKeyError::InvalidListEntry { position: 2 }
+        ));
+        assert!(!err.to_string().contains(&a));
+        assert!(MasterKey::parse_list(&SecretString::from(" , ")).is_err());
+    }
+
+    #[test]
     fn debug_output_hides_the_key() {
         let key = MasterKey::from_bytes([0xAB; 32]);
         let shown = format!("{key:?}");
@@ -186,7 +239,7 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let (read, _) = MasterKey::read_file(dir.path()).unwrap().unwrap();
-        assert_eq!(read.id(), key.id());
+        assert_eq!(read[0].id(), key.id());
         assert!(
             MasterKey::generate_into(dir.path()).is_err(),
             "must not overwrite"

@@ -1,20 +1,24 @@
 //! Credentials at rest: AES-256-GCM under an operator-held master key.
 //!
 //! Every ciphertext is a self-describing envelope `v1:<key id>:<base64url(nonce ‖ ct ‖ tag)>`.
-//! The key id lets decryption pick the right key (and lets a keyring hold old keys later);
+//! The key id lets decryption pick the right key of the [`Keyring`] (one active key, plus old
+//! keys kept for decryption while `socmate keys rotate` re-encrypts under the active one);
 //! a fresh random 96-bit nonce per encryption keeps replicas from ever colliding; the AAD
 //! binds each ciphertext to the row and field it belongs to, so a ciphertext copied into
 //! another row fails to authenticate instead of lending that row someone else's secret.
 
 mod key_check;
+mod keyring;
 mod master_key;
+pub mod rotation;
 
 use aws_lc_rs::aead::{self, AES_256_GCM, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 
-pub use key_check::{KeyCheckError, load_verified_master_key};
+pub use key_check::{KeyCheckError, ensure_keys_in_use_are_loaded, load_verified_keyring};
+pub use keyring::{Keyring, envelope_key_id};
 pub(crate) use master_key::write_private_file;
 pub use master_key::{KEY_FILE_NAME, KeySource, MasterKey, MasterKeyError};
 
@@ -41,6 +45,15 @@ pub struct Binding<'a> {
 impl Binding<'_> {
     fn aad(&self) -> String {
         format!("socmate/{}/{}/{}", self.table, self.field, self.row_id)
+    }
+}
+
+/// Where a provider's client secret lives; shared by the provider service and key rotation.
+pub fn provider_secret_binding(provider_id: &str) -> Binding<'_> {
+    Binding {
+        table: "siem_providers",
+        field: "client_secret",
+        row_id: provider_id,
     }
 }
 

@@ -10,7 +10,7 @@ use super::model::{
 use super::store::{self, NewRow, RowChanges, WriteError};
 use super::validate::{self, Connection};
 use crate::audit::{self, AuditContext};
-use crate::crypto::{Binding, Cipher};
+use crate::crypto::{Keyring, provider_secret_binding};
 use crate::http::FieldError;
 use crate::id::ResourceId;
 use crate::sentinel::{Sentinel, SentinelCredentials};
@@ -52,7 +52,7 @@ impl From<WriteError> for ProviderError {
 #[derive(Clone)]
 pub struct Providers {
     pub db: Db,
-    pub cipher: Arc<Cipher>,
+    pub keyring: Arc<Keyring>,
     pub sentinel: Arc<Sentinel>,
     pub test_budget: Duration,
     /// Signalled when providers are created or changed, so the incident-sync scheduler picks up
@@ -60,14 +60,6 @@ pub struct Providers {
     pub changed: Arc<tokio::sync::Notify>,
     /// Connection tests per caller (they call Entra ID with the submitted credentials).
     pub test_limiter: Arc<crate::rate_limit::RateLimiter>,
-}
-
-fn secret_binding(id: &str) -> Binding<'_> {
-    Binding {
-        table: "siem_providers",
-        field: "client_secret",
-        row_id: id,
-    }
 }
 
 impl Providers {
@@ -154,8 +146,8 @@ impl Providers {
         let id = ResourceId::generate();
         let c = &new.connection;
         let ciphertext = self
-            .cipher
-            .encrypt_secret(&c.client_secret, secret_binding(id.as_str()));
+            .keyring
+            .encrypt_secret(&c.client_secret, provider_secret_binding(id.as_str()));
         let masked = validate::mask_secret(&c.client_secret);
         let provider = store::insert(
             &self.db,
@@ -215,8 +207,8 @@ impl Providers {
             .ok_or(ProviderError::NotFound)?;
         let secret = changes.client_secret.as_ref().map(|secret| {
             (
-                self.cipher
-                    .encrypt_secret(secret, secret_binding(id.as_str())),
+                self.keyring
+                    .encrypt_secret(secret, provider_secret_binding(id.as_str())),
                 validate::mask_secret(secret),
             )
         });
@@ -319,7 +311,7 @@ impl Providers {
         let (provider, ciphertext) = store::get_live_with_secret(&self.db, id.as_str())
             .await?
             .ok_or(ProviderError::NotFound)?;
-        let secret = self.cipher.decrypt_secret(&ciphertext, secret_binding(id.as_str())).map_err(|e| {
+        let secret = self.keyring.decrypt_secret(&ciphertext, provider_secret_binding(id.as_str())).map_err(|e| {
             tracing::error!(provider.id = %provider.id, error = %e, code = "credential_unreadable", "stored client secret cannot be decrypted");
             ProviderError::CredentialUnreadable(provider.id.clone())
         })?;

@@ -179,6 +179,7 @@ pub fn settings(
         },
         secrets: Secrets {
             master_key: Some(SecretString::from(master_key.to_owned())),
+            master_keys: None,
             jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
             database_url: db_url.map(|u| SecretString::from(u.to_owned())),
         },

@@ -9,6 +9,7 @@ mod connection_test;
 mod helpers;
 mod incidents;
 mod investigations;
+mod keys;
 mod ops;
 mod pg;
 mod providers;

@@ -49,7 +49,7 @@ pub async fn raw_row(app: &TestApp, id: &str) -> (String, Option<String>) {
     }
 }
 
-async fn set_ciphertext(app: &TestApp, id: &str, ciphertext: &str) {
+pub async fn set_ciphertext(app: &TestApp, id: &str, ciphertext: &str) {
     let sql = "UPDATE siem_providers SET client_secret_ciphertext = $1 WHERE id = $2";
     match connect(app).await {
         Conn::Sqlite(mut c) => assert_eq!(

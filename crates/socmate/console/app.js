@@ -5,7 +5,6 @@
 // The session cookie is HttpOnly: this code never sees it. Every non-GET request carries
 // `X-Requested-With: SoCMate`, which the server requires of cookie-authenticated unsafe requests.
 
-'use strict';
 
 // ---------------------------------------------------------------------------------------------
 // Small DOM helpers
@@ -628,7 +627,14 @@ async function providersPage() {
         h('th', { scope: 'col', text: 'Client secret' }),
         h('th', { scope: 'col', text: 'Actions' }))));
     const body = h('tbody');
-    for (const p of providers) body.append(providerRow(p));
+    for (const p of providers) {
+      const tr = providerRow(p);
+      body.append(tr);
+      if (p.secret_expiry_warning) {
+        tr.classList.add('has-note');
+        body.append(noteRow(p));
+      }
+    }
     table.append(body);
     tableHolder.append(table);
   };
@@ -753,16 +759,25 @@ async function providersPage() {
     },
     nameCell,
     h('td', {}, h('code', { class: 'mono', testid: 'workspace-id', text: p.workspace_id })),
-    h('td', {}, statusBadge(p.status)),
+    h('td', {}, statusBadge(p.status),
+      p.secret_expiry_warning ? h('span', {
+        class: 'badge badge-small badge-warn',
+        testid: 'expiry-badge',
+        text: /expired on/.test(p.secret_expiry_warning) ? 'Secret expired' : 'Secret expiring',
+      }) : null),
     h('td', {}, healthText(p)),
     h('td', {},
       h('code', { class: 'mono', testid: 'secret-masked', text: p.client_secret_masked }),
-      p.secret_expiry_warning ? h('div', {},
-        h('span', { class: 'badge badge-warn', testid: 'expiry-warning', text: p.secret_expiry_warning })) : null,
-      !p.secret_expiry_warning && p.client_secret_expires_at
-        ? h('div', { class: 'muted small', text: `Expires ${formatTime(p.client_secret_expires_at).slice(0, 10)}` }) : null),
+      p.client_secret_expires_at
+        ? h('div', { class: 'muted small', testid: 'secret-expires', text: `Expires ${formatTime(p.client_secret_expires_at).slice(0, 10)}` }) : null),
     h('td', {}, h('div', { class: 'row-actions' }, testBtn, defaultBtn, editLink, syncBtn, deleteBtn)));
   };
+
+  // The expiry warning is long (it says what to do): it gets its own full-width line.
+  const noteRow = (p) => h('tr', { class: 'note-row', dataset: { providerId: p.id, providerName: p.name } },
+    h('td', { colspan: '6' },
+      h('p', { class: 'expiry-warning', testid: 'expiry-warning', dataset: { providerName: p.name } },
+        h('strong', { text: `${p.name}: ` }), p.secret_expiry_warning)));
 
   await load();
 }
@@ -901,9 +916,21 @@ async function providerFormPage(id) {
   }
 
   const secretField = field('client_secret', controls.client_secret, { required: !editing });
+  const expiryField = field('client_secret_expires_at', controls.client_secret_expires_at);
   if (editing) {
     secretField.querySelector('.hint').after(h('p', { class: 'hint hint-strong', testid: 'secret-keep-note' },
       `Leave empty to keep the current secret (${existing.client_secret_masked}). Enter a new value to rotate it.`));
+    // The stored date belongs to the old secret: a new secret starts without one (as the API does).
+    const storedDate = controls.client_secret_expires_at.value;
+    const expiryNote = h('p', { class: 'hint hint-strong', testid: 'expiry-reset-note', hidden: true },
+      'The stored date belonged to the old secret. Enter the new secret\'s expiry date, or leave it empty.');
+    expiryField.querySelector('.hint').after(expiryNote);
+    controls.client_secret.addEventListener('input', () => {
+      if (controls.client_secret.value && storedDate && controls.client_secret_expires_at.value === storedDate) {
+        controls.client_secret_expires_at.value = '';
+        expiryNote.hidden = false;
+      }
+    });
   }
 
   const testButton = h('button', { type: 'button', class: 'btn', testid: 'test-connection', text: 'Test Connection' });
@@ -923,7 +950,7 @@ async function providerFormPage(id) {
       field('tenant_id', controls.tenant_id, { required: true }),
       field('client_id', controls.client_id, { required: true }),
       secretField,
-      field('client_secret_expires_at', controls.client_secret_expires_at),
+      expiryField,
       field('cloud', controls.cloud)),
     h('fieldset', {},
       h('legend', { text: 'Incidents' }),
@@ -1042,7 +1069,8 @@ async function providerFormPage(id) {
       if (v.sync_incidents !== Boolean(existing.sync_incidents)) body.sync_incidents = v.sync_incidents;
       if (v.client_secret) body.client_secret = v.client_secret;
       const before = existing.client_secret_expires_at ? String(existing.client_secret_expires_at).slice(0, 10) : '';
-      if (controls.client_secret_expires_at.value !== before) {
+      // A rotated secret always says its expiry (null: none); otherwise only a changed date is sent.
+      if (v.client_secret || controls.client_secret_expires_at.value !== before) {
         body.client_secret_expires_at = v.client_secret_expires_at;
       }
       if (!Object.keys(body).length) {

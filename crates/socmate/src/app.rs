@@ -299,8 +299,8 @@ pub fn router(services: Services) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz).with_state(Health { db }))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/readyz", get(readyz).with_state(Health { db: db.clone() }))
+        .route("/metrics", get(crate::metrics::render).with_state(db))
         .nest("/api", api)
         .merge(crate::console::router())
         .fallback(not_found)

@@ -7,11 +7,13 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::store::Db;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -38,7 +40,21 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub async fn render() -> Response {
+/// `GET /metrics`. Gauges that describe stored state (secret expiry) are read from the
+/// database at scrape time, so every replica reports the same values.
+pub async fn render(State(db): State<Db>) -> Response {
+    match crate::providers::store::secret_expiries(&db).await {
+        Ok(expiries) => {
+            let now = chrono::Utc::now();
+            for (provider_id, expires_at) in expiries {
+                // Negative once expired; alert on `< 30 * 86400`.
+                let left = (expires_at - now).as_seconds_f64();
+                metrics::gauge!("socmate_provider_secret_expires_in_seconds", "provider_id" => provider_id)
+                    .set(left);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read secret expiry dates for /metrics"),
+    }
     match handle() {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -97,6 +97,39 @@ pub struct Provider {
     pub cloud: AzureCloud,
     /// Incidents are synced for the default provider and for providers that opt in.
     pub sync_incidents: bool,
+    /// When the client secret expires, if the admin told us (Azure shows it beside the secret).
+    #[serde(serialize_with = "optional_timestamp")]
+    pub client_secret_expires_at: Option<DateTime<Utc>>,
+    /// Set when the secret expires within [`SECRET_EXPIRY_WARNING_DAYS`] or has expired.
+    pub secret_expiry_warning: Option<String>,
+}
+
+/// How long before a client secret expires the provider starts warning.
+pub const SECRET_EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// The warning for a secret expiring at `expires_at`, seen at `now`; `None` while it is far off.
+pub fn secret_expiry_warning(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+    let date = expires_at.format("%Y-%m-%d");
+    let left = expires_at - now;
+    if left <= chrono::TimeDelta::zero() {
+        Some(format!(
+            "The client secret expired on {date}. Create a new one in Azure Portal > App \
+             Registrations > Your app > Certificates & secrets and enter it here."
+        ))
+    } else if left <= chrono::TimeDelta::days(SECRET_EXPIRY_WARNING_DAYS) {
+        let days = left.num_days();
+        let when = match days {
+            0 => "today".to_owned(),
+            1 => "in 1 day".to_owned(),
+            n => format!("in {n} days"),
+        };
+        Some(format!(
+            "The client secret expires on {date} ({when}). Create a new one in Azure Portal > \
+             App Registrations > Your app > Certificates & secrets and enter it here."
+        ))
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -138,6 +171,8 @@ pub struct ConnectionBody {
     pub cloud: Option<String>,
     /// Sync incidents even when this provider is not the default.
     pub sync_incidents: Option<bool>,
+    /// RFC 3339 time or `YYYY-MM-DD` (accepted and ignored by the test endpoint).
+    pub client_secret_expires_at: Option<String>,
 }
 
 /// `PATCH` body: every field optional; an omitted secret keeps the stored one.
@@ -152,6 +187,14 @@ pub struct UpdateBody {
     pub client_secret: Option<SecretString>,
     pub cloud: Option<String>,
     pub sync_incidents: Option<bool>,
+    /// Absent: unchanged (or cleared when the secret changes); `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    pub client_secret_expires_at: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from an absent one (`None`, via `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Deserialises a secret without ever echoing the submitted value in an error message.
@@ -197,5 +240,32 @@ fn optional_timestamp<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<
     match t {
         Some(t) => timestamp(t, s),
         None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone as _};
+
+    use super::*;
+
+    #[test]
+    fn the_warning_starts_30_days_out_and_changes_wording_once_expired() {
+        let expires = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
+        let at = |left: TimeDelta| secret_expiry_warning(expires, expires - left);
+        assert_eq!(at(TimeDelta::days(30) + TimeDelta::seconds(1)), None);
+        assert!(at(TimeDelta::days(30)).unwrap().contains("(in 30 days)"));
+        assert!(at(TimeDelta::hours(36)).unwrap().contains("(in 1 day)"));
+        assert!(at(TimeDelta::hours(2)).unwrap().contains("(today)"));
+        assert!(
+            at(TimeDelta::zero())
+                .unwrap()
+                .contains("expired on 2026-12-31")
+        );
+        assert!(
+            at(-TimeDelta::days(3))
+                .unwrap()
+                .contains("expired on 2026-12-31")
+        );
     }
 }

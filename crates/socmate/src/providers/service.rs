@@ -163,6 +163,7 @@ impl Providers {
                 client_secret_masked: &masked,
                 created_by,
                 sync_incidents: new.sync_incidents,
+                client_secret_expires_at: new.client_secret_expires_at,
             },
             ctx,
         )
@@ -223,6 +224,7 @@ impl Providers {
                 cloud: changes.cloud,
                 secret: secret.as_ref().map(|(c, m)| (c.as_str(), m.as_str())),
                 sync_incidents: changes.sync_incidents,
+                client_secret_expires_at: changes.client_secret_expires_at,
                 reset_health: changes.touches_connection(),
                 summary: &changes.summary(),
             },

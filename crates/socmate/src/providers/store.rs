@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::model::{HealthStatus, Provider, ProviderStatus, ProviderType};
+use super::model::{HealthStatus, Provider, ProviderStatus, ProviderType, secret_expiry_warning};
 use crate::audit::{AuditContext, audit_row};
 use crate::sentinel::cloud::AzureCloud;
 use crate::store::{Db, StoreError, in_write_tx, with_db};
@@ -14,7 +14,7 @@ macro_rules! columns {
     () => {
         "id, name, provider_type, status, workspace_id, tenant_id, client_id, cloud, \
          client_secret_masked, is_default, last_health_check, last_health_status, created_by, \
-         created_at, updated_at, sync_incidents"
+         created_at, updated_at, sync_incidents, client_secret_expires_at"
     };
 }
 
@@ -36,6 +36,7 @@ struct ProviderRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     sync_incidents: bool,
+    client_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<ProviderRow> for Provider {
@@ -48,11 +49,23 @@ impl TryFrom<ProviderRow> for Provider {
                 row.id
             ))
         };
+        let secret_expiry_warning = row
+            .client_secret_expires_at
+            .and_then(|t| secret_expiry_warning(t, Utc::now()));
+        // An expired secret cannot connect, whatever the last check said.
+        let expired = row
+            .client_secret_expires_at
+            .is_some_and(|t| t <= Utc::now());
+        let status =
+            ProviderStatus::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?;
         Ok(Provider {
             provider_type: ProviderType::parse(&row.provider_type)
                 .ok_or_else(|| corrupt("provider_type", &row.provider_type))?,
-            status: ProviderStatus::parse(&row.status)
-                .ok_or_else(|| corrupt("status", &row.status))?,
+            status: if expired && status == ProviderStatus::Active {
+                ProviderStatus::Error
+            } else {
+                status
+            },
             cloud: AzureCloud::parse(&row.cloud).ok_or_else(|| corrupt("cloud", &row.cloud))?,
             last_health_status: match row.last_health_status.as_deref() {
                 None => None,
@@ -72,6 +85,8 @@ impl TryFrom<ProviderRow> for Provider {
             created_at: row.created_at,
             updated_at: row.updated_at,
             sync_incidents: row.sync_incidents,
+            client_secret_expires_at: row.client_secret_expires_at,
+            secret_expiry_warning,
         })
     }
 }
@@ -96,6 +111,7 @@ pub struct NewRow<'a> {
     pub client_secret_masked: &'a str,
     pub created_by: &'a str,
     pub sync_incidents: bool,
+    pub client_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// Why a write was refused.
@@ -148,10 +164,10 @@ pub async fn insert(db: &Db, row: &NewRow<'_>, ctx: &AuditContext) -> Result<Pro
             }
             let sql = concat!("INSERT INTO siem_providers (id, name, provider_type, status, workspace_id, \
                  tenant_id, client_id, cloud, client_secret_ciphertext, client_secret_masked, \
-                 is_default, created_by, created_at, updated_at, sync_incidents) \
+                 is_default, created_by, created_at, updated_at, sync_incidents, client_secret_expires_at) \
                  VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, \
                  NOT EXISTS (SELECT 1 FROM siem_providers WHERE is_default AND deleted_at IS NULL), \
-                 $10, $11, $11, $12) RETURNING ", columns!(), "");
+                 $10, $11, $11, $12, $13) RETURNING ", columns!(), "");
             let inserted: ProviderRow = sqlx::query_as(sql)
                 .bind(row.id)
                 .bind(row.name)
@@ -165,6 +181,7 @@ pub async fn insert(db: &Db, row: &NewRow<'_>, ctx: &AuditContext) -> Result<Pro
                 .bind(row.created_by)
                 .bind(now)
                 .bind(row.sync_incidents)
+                .bind(row.client_secret_expires_at)
                 .fetch_one(&mut *tx)
                 .await?;
             audit_row!(&mut *tx, ctx, "provider.create", Some(row.id), "success", Some(row.name))?;
@@ -234,6 +251,8 @@ pub struct RowChanges<'a> {
     pub cloud: Option<AzureCloud>,
     pub secret: Option<(&'a str, &'a str)>,
     pub sync_incidents: Option<bool>,
+    /// `Some(None)` clears the date.
+    pub client_secret_expires_at: Option<Option<DateTime<Utc>>>,
     /// Changing where or as whom SoCMate connects resets health to never-checked.
     pub reset_health: bool,
     /// The fields changed, for the audit log (names only, never values).
@@ -282,6 +301,7 @@ pub async fn update(
                  last_health_check = CASE WHEN $9 THEN NULL ELSE last_health_check END, \
                  last_health_status = CASE WHEN $9 THEN NULL ELSE last_health_status END, \
                  sync_incidents = COALESCE($11, sync_incidents), \
+                 client_secret_expires_at = CASE WHEN $12 THEN $13 ELSE client_secret_expires_at END, \
                  updated_at = $10 \
                  WHERE id = $1 AND deleted_at IS NULL RETURNING ",
                 columns!(),
@@ -299,6 +319,8 @@ pub async fn update(
                 .bind(changes.reset_health)
                 .bind(now)
                 .bind(changes.sync_incidents)
+                .bind(changes.client_secret_expires_at.is_some())
+                .bind(changes.client_secret_expires_at.flatten())
                 .fetch_one(&mut *tx)
                 .await?;
             audit_row!(
@@ -313,6 +335,15 @@ pub async fn update(
         })
     })
     .await
+}
+
+/// `(id, client_secret_expires_at)` of every live provider whose secret has a known expiry.
+pub async fn secret_expiries(db: &Db) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    let sql = "SELECT id, client_secret_expires_at FROM siem_providers \
+               WHERE deleted_at IS NULL AND client_secret_expires_at IS NOT NULL";
+    Ok(with_db!(db, |pool| sqlx::query_as(sql)
+        .fetch_all(pool)
+        .await?))
 }
 
 /// Makes `id` the one default: the old default is cleared first, in the same transaction, so

@@ -4,6 +4,7 @@
 //! Ids are checked for shape here so that they can only ever be GUIDs or DNS names when they
 //! become path segments of outbound URLs.
 
+use chrono::{DateTime, Datelike as _, NaiveDate, NaiveTime, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::model::{ConnectionBody, ProviderType, UpdateBody};
@@ -19,6 +20,7 @@ const MIN_SECRET_CHARS_FOR_TAIL: usize = 12;
 const WHERE_WORKSPACE: &str = "Azure Portal > Log Analytics workspace > Properties > Workspace ID";
 const WHERE_TENANT: &str = "Azure Portal > Azure Active Directory > Properties > Tenant ID";
 const WHERE_CLIENT: &str = "Azure Portal > App Registrations > Your app > Application (client) ID";
+const WHERE_SECRET_EXPIRY: &str = "Azure Portal > App Registrations > Your app > Certificates & secrets (the secret's Expires column)";
 const WHERE_SECRET: &str =
     "Azure Portal > App Registrations > Your app > Certificates & secrets (the secret's Value)";
 
@@ -36,6 +38,7 @@ pub struct NewProvider {
     pub name: String,
     pub connection: Connection,
     pub sync_incidents: bool,
+    pub client_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A validated PATCH: `None` keeps the current value.
@@ -48,6 +51,8 @@ pub struct ProviderChanges {
     pub client_secret: Option<SecretString>,
     pub cloud: Option<AzureCloud>,
     pub sync_incidents: Option<bool>,
+    /// `Some(None)` clears the date.
+    pub client_secret_expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 impl ProviderChanges {
@@ -61,6 +66,10 @@ impl ProviderChanges {
             ("client_secret", self.client_secret.is_some()),
             ("cloud", self.cloud.is_some()),
             ("sync_incidents", self.sync_incidents.is_some()),
+            (
+                "client_secret_expires_at",
+                self.client_secret_expires_at.is_some(),
+            ),
         ]
         .iter()
         .filter(|(_, set)| *set)
@@ -154,11 +163,18 @@ pub fn new_provider(mut body: ConnectionBody) -> Result<NewProvider, Vec<FieldEr
     let sync_incidents = body.sync_incidents.take().unwrap_or(false);
     let mut errors = Errors::default();
     let name = required(&mut errors, "name", name, check_name);
+    let expires_at = optional(
+        &mut errors,
+        "client_secret_expires_at",
+        body.client_secret_expires_at.take(),
+        check_expiry,
+    );
     match connection(body) {
         Ok(connection) => errors.finish(|| NewProvider {
             name: name.unwrap_or_default(),
             connection,
             sync_incidents,
+            client_secret_expires_at: expires_at,
         }),
         Err(mut more) => {
             errors.0.append(&mut more);
@@ -186,6 +202,19 @@ pub fn changes(body: UpdateBody) -> Result<ProviderChanges, Vec<FieldError>> {
         None => None,
     };
     let cloud = optional(&mut errors, "cloud", body.cloud, check_cloud);
+    let expires_at = match body.client_secret_expires_at {
+        Some(Some(raw)) => optional(
+            &mut errors,
+            "client_secret_expires_at",
+            Some(raw),
+            check_expiry,
+        )
+        .map(Some),
+        Some(None) => Some(None),
+        // A new secret has its own expiry: an old date would be wrong, so it is cleared.
+        None if client_secret.is_some() => Some(None),
+        None => None,
+    };
     errors.finish(|| ProviderChanges {
         name,
         workspace_id,
@@ -194,6 +223,7 @@ pub fn changes(body: UpdateBody) -> Result<ProviderChanges, Vec<FieldError>> {
         client_secret,
         cloud,
         sync_incidents: body.sync_incidents,
+        client_secret_expires_at: expires_at,
     })
 }
 
@@ -252,6 +282,24 @@ fn check_tenant_id(value: &str) -> Result<String, String> {
         .ok_or_else(|| {
             format!("tenant_id must be a GUID or a domain such as contoso.onmicrosoft.com: {WHERE_TENANT}")
         })
+}
+
+/// An RFC 3339 time, or a date as the Azure Portal shows it (midnight UTC, the cautious reading).
+fn check_expiry(value: &str) -> Result<DateTime<Utc>, String> {
+    let parsed = DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+                .ok()
+                .map(|d| d.and_time(NaiveTime::MIN).and_utc())
+        });
+    match parsed {
+        Some(t) if (2000..=2299).contains(&t.year()) => Ok(t),
+        _ => Err(format!(
+            "client_secret_expires_at must be a date (YYYY-MM-DD) or an RFC 3339 time: {WHERE_SECRET_EXPIRY}"
+        )),
+    }
 }
 
 fn check_cloud(value: &str) -> Result<AzureCloud, String> {

@@ -71,7 +71,9 @@ async fn every_admin_action_leaves_exactly_one_row() {
         .unwrap();
     assert_eq!(update["target_id"], id);
     assert_eq!(
-        update["detail"], "name, client_secret",
+        // A new secret clears the old secret's expiry date, and the audit row says so.
+        update["detail"],
+        "name, client_secret, client_secret_expires_at",
         "field names only, never values"
     );
     let test = rows

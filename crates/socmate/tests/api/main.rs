@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod concurrency;
 mod connection_test;
+mod expiry;
 mod helpers;
 mod incidents;
 mod investigations;

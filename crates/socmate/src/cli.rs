@@ -1,5 +1,6 @@
 //! The `socmate` command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Check the configuration (flags, environment, config file) without starting.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage console users.
     User {
         #[command(subcommand)]
@@ -65,6 +71,12 @@ enum KeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the layered configuration and print each effective value and its source.
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,8 +109,17 @@ enum TokenCommand {
     },
 }
 
-pub fn main(cli: Cli) -> ExitCode {
+/// Runs the parsed command line; `matches` tells `config check` where each value came from.
+pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
     match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => {
+            let check = matches
+                .subcommand_matches("config")
+                .and_then(|m| m.subcommand_matches("check"));
+            check_config(&args, check)
+        }
         Command::Serve(args) => serve(args),
         Command::Migrate { data } => migrate(&data),
         Command::Token {
@@ -123,16 +144,16 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    crate::telemetry::init(args.log_format);
+    let settings = match Settings::new(&args, Secrets::from_env()) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("invalid configuration: {e}")),
+    };
+    crate::telemetry::init(settings.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async {
-        let settings = match Settings::new(&args, Secrets::from_env()) {
-            Ok(s) => s,
-            Err(e) => return fail(&format!("invalid configuration: {e}")),
-        };
         let app = match Application::build(settings).await {
             Ok(app) => app,
             Err(e) => return fail(&e.to_string()),
@@ -151,7 +172,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 
 fn migrate(data: &DataArgs) -> ExitCode {
     crate::telemetry::init(crate::config::LogFormat::Text);
-    with_database(data, |db| async move {
+    with_database(data, |db, _| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
         println!("database schema is up to date ({})", db.backend_name());
         Ok(())
@@ -174,7 +195,7 @@ fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let email = email.trim().to_owned();
-    with_database(data, |db| async move {
+    with_database(data, |db, _| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
         match accounts::store::add_user(&db, &email, role, &hash).await {
             Ok(_) => {
@@ -195,8 +216,7 @@ fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
 
 fn rotate_keys(data: &DataArgs, batch_size: usize) -> ExitCode {
     crate::telemetry::init(crate::config::LogFormat::Text);
-    let dir = data.data_dir.clone();
-    with_database(data, |db| async move {
+    with_database(data, |db, dir| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
         let (keyring, _) = crypto::load_verified_keyring(&db, &Secrets::from_env(), &dir)
             .await
@@ -227,8 +247,7 @@ fn rotate_keys(data: &DataArgs, batch_size: usize) -> ExitCode {
 
 fn key_status(data: &DataArgs) -> ExitCode {
     crate::telemetry::init(crate::config::LogFormat::Text);
-    let dir = data.data_dir.clone();
-    with_database(data, |db| async move {
+    with_database(data, |db, dir| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
         let (keyring, _) = crypto::load_verified_keyring(&db, &Secrets::from_env(), &dir)
             .await
@@ -245,12 +264,16 @@ fn key_status(data: &DataArgs) -> ExitCode {
 }
 
 /// Opens the configured database (PostgreSQL from SOCMATE_DATABASE_URL, else SQLite in the data
-/// dir), runs `work`, and closes it.
+/// dir), runs `work` with it and the data dir, and closes it.
 fn with_database<F, Fut>(data: &DataArgs, work: F) -> ExitCode
 where
-    F: FnOnce(Db) -> Fut,
+    F: FnOnce(Db, PathBuf) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
+    let data_dir = match data.data_dir() {
+        Ok(dir) => dir,
+        Err(e) => return fail(&format!("invalid configuration: {e}")),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -260,20 +283,20 @@ where
         let location = match &secrets.database_url {
             Some(url) => DatabaseLocation::Url(url),
             None => {
-                if let Err(e) = std::fs::create_dir_all(&data.data_dir) {
+                if let Err(e) = std::fs::create_dir_all(&data_dir) {
                     return fail(&format!(
                         "cannot create data directory {}: {e}",
-                        data.data_dir.display()
+                        data_dir.display()
                     ));
                 }
-                DatabaseLocation::SqliteIn(&data.data_dir)
+                DatabaseLocation::SqliteIn(&data_dir)
             }
         };
         let db = match Db::connect(location).await {
             Ok(db) => db,
             Err(e) => return fail(&format!("cannot open the database: {e}")),
         };
-        let outcome = work(db.clone()).await;
+        let outcome = work(db.clone(), data_dir.clone()).await;
         db.close().await;
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
@@ -295,13 +318,17 @@ fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitC
         return fail(message);
     }
     let email = email.trim();
-    if let Err(e) = std::fs::create_dir_all(&data.data_dir) {
+    let data_dir = match data.data_dir() {
+        Ok(dir) => dir,
+        Err(e) => return fail(&format!("invalid configuration: {e}")),
+    };
+    if let Err(e) = std::fs::create_dir_all(&data_dir) {
         return fail(&format!(
             "cannot create data directory {}: {e}",
-            data.data_dir.display()
+            data_dir.display()
         ));
     }
-    let keys = match JwtKeys::load(Secrets::from_env().jwt_secret.as_ref(), &data.data_dir) {
+    let keys = match JwtKeys::load(Secrets::from_env().jwt_secret.as_ref(), &data_dir) {
         Ok(k) => k,
         Err(e) => return fail(&e.to_string()),
     };
@@ -311,6 +338,25 @@ fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitC
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("cannot sign the token: {e}")),
+    }
+}
+
+fn check_config(args: &ServeArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
+    let report = args.data.file().and_then(|file| {
+        let settings = Settings::layered(args, &file, Secrets::from_env())?;
+        Ok(crate::config::describe(&settings, args, &file, |id| {
+            matches.and_then(|m| m.value_source(id))
+        }))
+    });
+    match report {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("invalid configuration: {e}")),
     }
 }
 

@@ -450,3 +450,70 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
     assert_eq!(seen, expected);
     assert!(server.terminate().success());
 }
+
+#[tokio::test]
+async fn a_config_file_is_layered_under_env_and_flags_and_config_check_says_where_from() {
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let file = root.path().join("socmate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nsync_interval = 0\nsync_lookback = 42\nwrite_rate = 5\n"
+        ),
+    )
+    .unwrap();
+    let file_arg = file.to_str().unwrap();
+    let data = root.path().join("data");
+    let out = command(&data, None, &[("SOCMATE_SYNC_LOOKBACK", "30")])
+        .args(["config", "check", "--config", file_arg, "--write-rate", "9"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    for line in [
+        format!("listen = 127.0.0.1:{port}    # file"),
+        "sync_lookback = 30    # env SOCMATE_SYNC_LOOKBACK".to_owned(),
+        "write_rate = 9    # flag".to_owned(),
+        "sign_in_rate = 10    # default".to_owned(),
+        "SOCMATE_JWT_SECRET: set".to_owned(),
+    ] {
+        assert!(report.contains(&line), "missing {line:?} in:\n{report}");
+    }
+    assert!(!report.contains(JWT_SECRET), "secrets are never printed");
+
+    std::fs::write(
+        root.path().join("typo.toml"),
+        "listen_addr = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = command(&data, None, &[])
+        .args(["config", "check", "--config"])
+        .arg(root.path().join("typo.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `listen_addr`"));
+
+    // `serve` takes its address from the file (SOCMATE_CONFIG works like --config).
+    let mut child = command(&data, None, &[("SOCMATE_CONFIG", file_arg)])
+        .env("SOCMATE_MASTER_KEY", master_key_b64(3))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let served = loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            break r.status().is_success();
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(served, "serve did not listen on the file's address");
+}

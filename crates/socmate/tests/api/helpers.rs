@@ -172,6 +172,7 @@ pub fn settings(
         sign_in_rate: 1_000,
         write_rate: 100_000,
         query_row_cap: 500_000,
+        log_format: socmate::config::LogFormat::Text,
         // Tests drive sync runs themselves unless they ask for the scheduler.
         sync: socmate::incidents::SyncSettings {
             interval: Duration::ZERO,

@@ -5,7 +5,6 @@
 // The session cookie is HttpOnly: this code never sees it. Every non-GET request carries
 // `X-Requested-With: SoCMate`, which the server requires of cookie-authenticated unsafe requests.
 
-
 // ---------------------------------------------------------------------------------------------
 // Small DOM helpers
 

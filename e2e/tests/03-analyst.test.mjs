@@ -1,0 +1,87 @@
+// Scenario 3: an analyst has no admin pages; incidents and the query console work.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import {
+  USERS, apiSession, createProvider, launchBrowser, newPage, screenshot, signIn, startStack,
+  waitForText,
+} from '../lib/harness.mjs';
+
+let stack;
+let browser;
+
+before(async () => {
+  stack = await startStack('analyst');
+  browser = await launchBrowser();
+  // An admin configures the default provider the analyst's queries run on.
+  const admin = await apiSession(stack, USERS.admin);
+  await createProvider(admin, { name: 'Production Sentinel' });
+  await admin.dispose();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+test('analyst sees no admin link and can use incidents and query', async (t) => {
+  const { context, page, problems } = await newPage(browser, stack);
+  try {
+    await signIn(page, USERS.analyst);
+    await waitForText(page.getByTestId('user-role'), /analyst/);
+    await waitForText(page.getByTestId('page-title'), /Incidents/);
+
+    // The admin link is absent from the DOM, not merely hidden.
+    assert.equal(await page.getByTestId('nav-admin-providers').count(), 0);
+    assert.equal(await page.locator('a[href^="#/admin"]').count(), 0);
+    assert.ok(!(await page.content()).includes('SIEM Providers'));
+
+    // The incidents page loads (a list or the empty state, never an error).
+    await page.locator('[data-testid="incidents-table"], [data-testid="incidents-empty"]').first().waitFor();
+    assert.notEqual(await page.getByTestId('incidents-status').getAttribute('data-kind'), 'error');
+
+    // Typing the admin address shows a refusal, not the page.
+    await page.goto('/#/admin/providers');
+    await page.getByTestId('forbidden').waitFor();
+    assert.equal(await page.getByTestId('providers-table').count(), 0);
+
+    // Query console: the picker offers the default provider only.
+    await page.getByTestId('nav-query').click();
+    await waitForText(page.getByTestId('page-title'), /Query/);
+    const picker = page.getByLabel('Provider');
+    assert.equal(await picker.locator('option').count(), 1);
+    assert.equal(await picker.inputValue(), '');
+    assert.equal(await page.getByLabel('Time range').inputValue(), 'P1D');
+    const timeRanges = await page.getByLabel('Time range').locator('option').evaluateAll((options) => options.map((o) => o.value));
+    assert.deepEqual(timeRanges, ['PT1H', 'P1D', 'P7D', 'P30D']);
+
+    await page.getByLabel('KQL query').fill('print x=1, greeting="hello"');
+    await page.getByLabel('Time range').selectOption('PT1H');
+    await page.getByTestId('run-query').click();
+    const table = page.getByTestId('result-table').first();
+    await table.waitFor();
+    await waitForText(page.getByTestId('query-status'), /Query finished: 1 row/);
+    const headers = await table.locator('thead th').allTextContents();
+    assert.ok(headers[0].startsWith('x') && headers[0].includes('long'), `first column is x (long): ${headers[0]}`);
+    assert.ok(headers[1].startsWith('greeting'), `second column is greeting: ${headers[1]}`);
+    assert.deepEqual(await table.locator('tbody tr').first().locator('td').allTextContents(), ['1', 'hello']);
+    assert.equal(await page.getByTestId('partial-notice').count(), 0);
+    assert.equal(await page.getByTestId('truncated-notice').count(), 0);
+
+    await screenshot(page, `${t.name} (query)`);
+
+    // An invalid query is explained, not swallowed.
+    await page.getByLabel('KQL query').fill('this is ( not kql');
+    await page.getByTestId('run-query').click();
+    const error = page.getByTestId('query-error');
+    await waitForText(error, /query_invalid/);
+    await waitForText(error, /The query is invalid/);
+    assert.equal(await page.getByTestId('result-table').count(), 0);
+
+    assert.deepEqual(problems, []);
+  } finally {
+    await screenshot(page, t.name);
+    await context.close();
+  }
+});

@@ -1,0 +1,99 @@
+// Scenario 4: after an admin syncs a provider, incidents list, filter, page and open with alerts.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import {
+  USERS, apiSession, createProvider, launchBrowser, newPage, screenshot, signIn, startStack,
+  waitForCount, waitForSync, waitForText,
+} from '../lib/harness.mjs';
+
+let stack;
+let browser;
+let provider;
+
+before(async () => {
+  // No scheduled syncs: the sync this test starts from the console is the one that fills the store.
+  stack = await startStack('incidents', { extraEnv: { SOCMATE_SYNC_INTERVAL: '0' } });
+  browser = await launchBrowser();
+  const admin = await apiSession(stack, USERS.admin);
+  provider = await createProvider(admin, { name: 'Production Sentinel' });
+  await admin.dispose();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+test('incidents after a sync: list, filters, paging and detail with alerts', async (t) => {
+  const { context, page, problems } = await newPage(browser, stack);
+  try {
+    await signIn(page, USERS.admin);
+
+    // Start the sync from the provider row, then wait for it through the same session.
+    await page.getByTestId('nav-admin-providers').click();
+    const row = page.getByTestId('provider-row').filter({ hasText: 'Production Sentinel' });
+    await row.getByTestId('row-sync').click();
+    await waitForText(page.getByTestId('providers-status'), /Incident sync of “Production Sentinel” finished: \d+ incidents? read/, 30_000);
+    // The same cookie session reads the sync state through the API.
+    const status = await waitForSync(page.request, provider.id);
+    assert.ok(status.fetched >= 1, `the sync fetched incidents: ${JSON.stringify(status)}`);
+
+    await page.getByTestId('nav-incidents').click();
+    await waitForText(page.getByTestId('page-title'), /Incidents/);
+    const rows = page.getByTestId('incident-row');
+    await rows.first().waitFor();
+    const total = await rows.count();
+    assert.ok(total >= 3, `several incidents are listed (${total})`);
+    await waitForText(page.getByTestId('page-info'), new RegExp(`of ${total} incidents`));
+
+    // Filters: status and severity, reflected in the address.
+    await page.getByLabel('Status').selectOption('active');
+    await page.getByTestId('apply-filters').click();
+    await waitForText(page.getByTestId('page-info'), /incident/);
+    await page.waitForFunction(() => window.location.hash.includes('status=active'));
+    const activeCount = await rows.count();
+    assert.ok(activeCount >= 1 && activeCount < total, `the status filter narrows the list (${activeCount} of ${total})`);
+    for (const text of await page.getByTestId('incident-status').allTextContents()) assert.equal(text, 'Active');
+
+    await page.getByLabel('Severity').selectOption('high');
+    await page.getByTestId('apply-filters').click();
+    await page.waitForFunction(() => window.location.hash.includes('severity=high'));
+    await waitForText(page.getByTestId('page-info'), /incident/);
+    for (const text of await page.getByTestId('severity').allTextContents()) assert.equal(text, 'high');
+
+    // Paging with next_cursor (two per page).
+    await page.goto('/#/incidents?limit=2');
+    await waitForCount(rows, 2);
+    await waitForText(page.getByTestId('page-info'), new RegExp(`^1–2 of ${total} incidents$`));
+    assert.equal(await page.getByTestId('prev-page').isDisabled(), true);
+    const firstPageIds = await rows.evaluateAll((els) => els.map((e) => e.dataset.incidentId));
+    await page.getByTestId('next-page').click();
+    await waitForText(page.getByTestId('page-info'), new RegExp(`^3–\\d+ of ${total} incidents$`));
+    const secondPageIds = await rows.evaluateAll((els) => els.map((e) => e.dataset.incidentId));
+    assert.ok(secondPageIds.every((id) => !firstPageIds.includes(id)), 'page 2 shows other incidents');
+    await page.getByTestId('prev-page').click();
+    await waitForText(page.getByTestId('page-info'), new RegExp(`^1–2 of ${total} incidents$`));
+
+    // Detail: fields and the alerts.
+    await page.goto('/#/incidents');
+    await rows.first().waitFor();
+    const name = (await rows.first().getByTestId('incident-link').textContent()).trim();
+    await rows.first().getByTestId('incident-link').click();
+    await waitForText(page.getByTestId('page-title'), new RegExp(name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    await page.getByTestId('incident-details').waitFor();
+    const alerts = page.getByTestId('alert-row');
+    await alerts.first().waitFor();
+    assert.ok(await alerts.count() >= 1);
+    await screenshot(page, `${t.name} (detail)`);
+
+    await page.getByTestId('back-to-incidents').click();
+    await rows.first().waitFor();
+
+    assert.deepEqual(problems, []);
+  } finally {
+    await screenshot(page, t.name);
+    await context.close();
+  }
+});

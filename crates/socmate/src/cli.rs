@@ -233,7 +233,8 @@ fn rotate_keys(data: &DataArgs, batch_size: usize) -> ExitCode {
         let report = crypto::rotation::rotate(&db, &keyring, &ctx, batch_size)
             .await
             .map_err(|e| e.to_string())?;
-        println!("{}", serde_json::json!(report));
+        // Struct order: rewrapped, failed, remaining.
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
         if report.failed > 0 {
             return Err(format!(
                 "{} secret(s) could not be decrypted with any configured key; see the warnings \

@@ -26,7 +26,8 @@ use crate::crypto::{
 };
 use crate::http::ApiError;
 use crate::incidents::IncidentSync;
-use crate::providers::{self, Providers};
+use crate::openapi::{self, ApiRouters};
+use crate::providers::Providers;
 use crate::queries::Queries;
 use crate::rate_limit::RateLimiter;
 use crate::sentinel::Sentinel;
@@ -257,39 +258,63 @@ pub fn router(services: Services) -> Router {
         write_limiter,
     } = services;
     let db = auth.db.clone();
+    let ApiRouters {
+        providers: provider_routes,
+        provider_sync,
+        audit_log,
+        siem,
+        investigations,
+        incidents,
+        sign_in,
+        session,
+        document,
+    } = openapi::api();
+    let spec = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
     let admin = Router::new()
         .nest(
-            "/siem-providers",
-            providers::router()
+            mount(openapi::PROVIDERS, "/api/admin"),
+            provider_routes
                 .with_state(providers)
-                .merge(crate::incidents::admin_routes().with_state(sync.clone())),
+                .merge(provider_sync.with_state(sync.clone())),
         )
-        .nest("/audit-log", crate::audit::router().with_state(db.clone()))
+        .nest(
+            mount(openapi::AUDIT_LOG, "/api/admin"),
+            audit_log.with_state(db.clone()),
+        )
         // Its own fallback, so that unknown admin paths are behind the admin guard too.
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(db.clone(), require_admin));
     let authenticated = Router::new()
         .nest("/admin", admin)
         .nest(
-            "/siem",
-            crate::queries::router().with_state(queries.clone()),
+            mount(openapi::SIEM, "/api"),
+            siem.with_state(queries.clone()),
         )
         .nest(
-            "/investigations",
-            crate::investigations::router().with_state(queries),
+            mount(openapi::INVESTIGATIONS, "/api"),
+            investigations.with_state(queries),
         )
-        .nest("/incidents", crate::incidents::router().with_state(sync))
         .nest(
-            "/auth",
-            crate::accounts::session_routes().with_state(accounts.clone()),
+            mount(openapi::INCIDENTS, "/api"),
+            incidents.with_state(sync),
+        )
+        .nest(
+            mount(openapi::AUTH, "/api"),
+            session.with_state(accounts.clone()),
         )
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(write_limiter, limit_writes))
         .layer(middleware::from_fn_with_state(auth, authenticate));
     let api = Router::new()
-        .nest(
-            "/auth",
-            crate::accounts::public_routes().with_state(accounts),
+        .nest(mount(openapi::AUTH, "/api"), sign_in.with_state(accounts))
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    spec.as_ref().clone(),
+                )
+            }),
         )
         .merge(authenticated)
         .layer(SetResponseHeaderLayer::overriding(
@@ -357,6 +382,11 @@ async fn limit_writes(
         })?;
     }
     Ok(next.run(request).await)
+}
+
+/// `path` relative to the router nested at `parent` (the mounts are defined once, in `openapi`).
+fn mount<'a>(path: &'a str, parent: &str) -> &'a str {
+    path.strip_prefix(parent).unwrap_or(path)
 }
 
 async fn not_found() -> ApiError {

@@ -47,6 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print the OpenAPI 3.1 document of the API (also served at /api/openapi.json).
+    Openapi,
     /// Manage console users.
     User {
         #[command(subcommand)]
@@ -137,6 +139,13 @@ pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Status { data },
         } => key_status(&data),
+        Command::Openapi => match crate::openapi::document().to_pretty_json() {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("cannot render the OpenAPI document: {e}")),
+        },
         Command::User {
             command: UserCommand::Add { data, email, role },
         } => add_user(&data, &email, role),

@@ -1,6 +1,8 @@
 //! The web console: a small static app (plain HTML, CSS and JavaScript over the JSON API),
 //! embedded in the binary so `socmate serve` needs no files and no network at run time.
 //!
+//! `/api/docs` renders the OpenAPI document (`/api/openapi.json`) with our own small script.
+//!
 //! Its pages are the API's own views, so there is no second implementation of any rule here:
 //! the browser signs in (`/api/auth/login`) and calls the same endpoints as any API client.
 
@@ -25,11 +27,17 @@ struct Asset {
 }
 
 const INDEX: &str = include_str!("../console/index.html");
+const API_DOCS: &str = include_str!("../console/api-docs.html");
 const ASSETS: &[Asset] = &[
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../console/app.js"),
+    },
+    Asset {
+        name: "api-docs.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../console/api-docs.js"),
     },
     Asset {
         name: "app.css",
@@ -40,7 +48,8 @@ const ASSETS: &[Asset] = &[
 
 pub fn router() -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(|| page(INDEX)))
+        .route("/api/docs", get(|| page(API_DOCS)))
         .route("/console/{name}", get(asset))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -56,13 +65,13 @@ pub fn router() -> Router {
         ))
 }
 
-async fn index() -> Response {
+async fn page(html: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        INDEX,
+        html,
     )
         .into_response()
 }

@@ -19,6 +19,7 @@ pub mod id;
 pub mod incidents;
 pub mod investigations;
 pub mod metrics;
+pub mod openapi;
 pub mod providers;
 pub mod queries;
 pub mod rate_limit;

@@ -13,14 +13,16 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use password::{MIN_PASSWORD_LEN, PasswordError, hash as hash_password};
 
@@ -43,31 +45,41 @@ pub struct Accounts {
     pub sign_in_limiter: Arc<RateLimiter>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    #[schema(max_length = 254)]
     email: String,
+    #[schema(value_type = String, write_only, max_length = 4096)]
     password: SecretString,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Me {
     email: String,
     role: Role,
 }
 
 /// `POST /api/auth/login`, reachable without credentials.
-pub fn public_routes() -> Router<Accounts> {
-    Router::new().route("/login", post(login))
+pub fn public_routes() -> OpenApiRouter<Accounts> {
+    OpenApiRouter::new().routes(routes!(login))
 }
+
+const TAG: &str = "Console sign-in";
 
 /// `POST /api/auth/logout` and `GET /api/auth/me`, behind `authenticate`.
-pub fn session_routes() -> Router<Accounts> {
-    Router::new()
-        .route("/logout", post(logout))
-        .route("/me", get(me))
+pub fn session_routes() -> OpenApiRouter<Accounts> {
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(me))
 }
 
+/// Sign in with a console user's email and password; sets the session cookie.
+#[utoipa::path(post, path = "/login", tag = TAG, request_body = LoginBody, security(()),
+    responses((status = 200, description = "Signed in", body = Me,
+        headers(("Set-Cookie" = String, description = "socmate_session; HttpOnly; SameSite=Strict"))),
+        (status = 401, description = "The email or password is incorrect (one answer for both)",
+            body = crate::http::Problem, content_type = "application/problem+json")))]
 async fn login(
     State(accounts): State<Accounts>,
     parts: Parts,
@@ -133,6 +145,9 @@ async fn login(
         .into_response())
 }
 
+/// Sign out: ends the session and clears the cookie.
+#[utoipa::path(post, path = "/logout", tag = TAG,
+    responses((status = 204, description = "Signed out")))]
 async fn logout(
     State(accounts): State<Accounts>,
     ctx: AuditContext,
@@ -146,6 +161,9 @@ async fn logout(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
 }
 
+/// Who is signed in.
+#[utoipa::path(get, path = "/me", tag = TAG,
+    responses((status = 200, description = "The caller", body = Me)))]
 async fn me(user: AuthUser) -> Json<Me> {
     Json(Me {
         email: user.email,

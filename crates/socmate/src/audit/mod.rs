@@ -4,15 +4,17 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{AuthUser, Role};
-use crate::http::{ApiError, page};
+use crate::http::{ApiError, AppQuery, page};
 use crate::providers::model::timestamp;
 use crate::store::{Db, StoreError, with_db};
 
@@ -100,11 +102,13 @@ pub async fn record(
     Ok(())
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[schema(as = AdminAuditEntry)]
 pub struct AuditEntry {
     #[serde(skip)]
     pub seq: i64,
     #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: DateTime<Utc>,
     pub actor: String,
     pub actor_role: String,
@@ -116,30 +120,42 @@ pub struct AuditEntry {
     pub client_addr: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
+    /// Only this actor's entries (an email, or `socmate keys rotate`).
     actor: Option<String>,
+    /// Only this action, such as `provider.create` or `auth.login`.
     action: Option<String>,
+    /// Only entries about this resource id.
     target_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AdminAuditPage)]
 struct AuditPage {
     entries: Vec<AuditEntry>,
     next_cursor: Option<String>,
 }
 
 /// `GET /api/admin/audit-log`.
-pub fn router() -> Router<Db> {
-    Router::new().route("/", get(list))
+pub fn router() -> OpenApiRouter<Db> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
+/// The admin audit log, newest first.
+#[utoipa::path(get, path = "", tag = "Audit log (admin)", params(ListQuery),
+    responses((status = 200, description = "One page of audit entries", body = AuditPage)))]
 async fn list(
     State(db): State<Db>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page::limit(q.limit, 200)?;
     let before = page::seq_cursor(q.cursor.as_deref())?;

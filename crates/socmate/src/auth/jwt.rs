@@ -21,7 +21,9 @@ const MIN_SECRET_LEN: usize = 32;
 const LEEWAY_SECS: u64 = 30;
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::auth::AuthError;
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -27,18 +27,25 @@ pub struct ApiError {
     upstream: Option<serde_json::Value>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details, with a stable `code` for programs.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Problem<'a> {
     #[serde(rename = "type")]
     kind: String,
+    #[schema(value_type = String)]
     title: &'a str,
     status: u16,
+    #[schema(value_type = String)]
     detail: &'a str,
+    #[schema(value_type = String)]
     code: &'a str,
+    /// One entry per invalid field (422).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
     errors: &'a [FieldError],
     /// The upstream service's own error object, when it helps the caller (e.g. a KQL error).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     upstream: Option<&'a serde_json::Value>,
 }
 

@@ -1,12 +1,39 @@
-//! `AppJson`: axum's `Json`, with rejections rendered as problem+json.
+//! `AppJson` and `AppQuery`: axum's `Json` and `Query`, with rejections rendered as
+//! problem+json.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 
 use super::ApiError;
 
 pub struct AppJson<T>(pub T);
+
+/// Query parameters; unknown or malformed parameters are a 400 problem naming the parameter.
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query_parameters",
+                format!(
+                    "the query parameters are not valid: {}",
+                    source_text(&rejection)
+                ),
+            )),
+        }
+    }
+}
 
 impl<S, T> FromRequest<S> for AppJson<T>
 where

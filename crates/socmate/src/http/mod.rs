@@ -5,5 +5,6 @@ mod error;
 mod extract;
 pub mod page;
 
+pub(crate) use error::Problem;
 pub use error::{ApiError, FieldError};
-pub use extract::AppJson;
+pub use extract::{AppJson, AppQuery};

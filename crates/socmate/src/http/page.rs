@@ -29,10 +29,16 @@ pub fn invalid_cursor() -> ApiError {
     )
 }
 
-/// A cursor that is a row sequence number.
+/// A cursor that is a row sequence number: decimal digits only, as `next_cursor` writes them.
 pub fn seq_cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     cursor
-        .map(|c| c.parse::<i64>().map_err(|_| invalid_cursor()))
+        .map(|c| {
+            let digits = !c.is_empty() && c.len() <= 18 && c.bytes().all(|b| b.is_ascii_digit());
+            digits
+                .then(|| c.parse::<i64>().ok())
+                .flatten()
+                .ok_or_else(invalid_cursor)
+        })
         .transpose()
 }
 

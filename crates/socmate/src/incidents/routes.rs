@@ -1,46 +1,68 @@
 //! `/api/incidents` (admins and analysts) and `/api/admin/siem-providers/{id}/sync`.
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::model::nanos;
 use super::store::{self, IncidentFilter, IncidentRow};
 use super::sync::IncidentSync;
-use crate::http::{ApiError, page};
+use crate::http::{ApiError, AppQuery, page};
 
-pub fn router() -> Router<IncidentSync> {
-    Router::new()
-        .route("/", get(list))
-        .route("/{id}", get(detail))
+pub fn router() -> OpenApiRouter<IncidentSync> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(detail))
 }
 
 /// Routes merged into `/api/admin/siem-providers`.
-pub fn admin_routes() -> Router<IncidentSync> {
-    Router::new().route("/{id}/sync", post(trigger).get(status))
+pub fn admin_routes() -> OpenApiRouter<IncidentSync> {
+    OpenApiRouter::new().routes(routes!(trigger, status))
 }
 
-#[derive(Debug, Deserialize)]
+const TAG: &str = "Incidents";
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = r"^-?[0-9]{1,19}\.[0-9a-f]{24}$")]
     cursor: Option<String>,
+    /// Graph status: active, inProgress, resolved, redirected (merged incidents show only here).
     status: Option<String>,
+    /// Graph severity: informational, low, medium, high.
     severity: Option<String>,
+    /// Only incidents seen through this provider.
     provider_id: Option<String>,
+    /// Only incidents updated at or after this RFC 3339 time.
+    #[param(format = DateTime)]
     updated_since: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct IncidentList {
+    /// Microsoft Graph incidents as Graph sent them, plus `id` (ours), `tenant_id` and
+    /// `external_id` (Graph's id).
+    #[schema(value_type = Vec<Object>)]
     incidents: Vec<Value>,
     total: i64,
     next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SyncStarted {
+    message: String,
 }
 
 fn render(row: &IncidentRow) -> Value {
@@ -54,9 +76,12 @@ fn render(row: &IncidentRow) -> Value {
     data
 }
 
+/// List synced incidents, newest update first.
+#[utoipa::path(get, path = "", tag = TAG, params(ListQuery),
+    responses((status = 200, description = "One page of incidents", body = IncidentList)))]
 async fn list(
     State(sync): State<IncidentSync>,
-    Query(q): Query<ListQuery>,
+    AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<IncidentList>, ApiError> {
     let limit = page::limit(q.limit, 200)?;
     let before = q
@@ -64,6 +89,13 @@ async fn list(
         .as_deref()
         .map(|c| {
             let (ns, id) = c.split_once('.').ok_or_else(page::invalid_cursor)?;
+            let digits = ns.strip_prefix('-').unwrap_or(ns);
+            let well_formed = (1..=19).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && crate::id::ResourceId::parse(id).is_some();
+            if !well_formed {
+                return Err(page::invalid_cursor());
+            }
             Ok::<_, ApiError>((
                 ns.parse::<i64>().map_err(|_| page::invalid_cursor())?,
                 id.to_owned(),
@@ -103,6 +135,9 @@ async fn list(
     }))
 }
 
+/// One incident with its alerts and the providers that saw it.
+#[utoipa::path(get, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Incident id (ours)")),
+    responses((status = 200, description = "The incident as Graph sent it, plus `alerts` and `provider_ids`", body = Object)))]
 async fn detail(
     State(sync): State<IncidentSync>,
     Path(id): Path<String>,
@@ -124,6 +159,10 @@ async fn detail(
     Ok(Json(incident))
 }
 
+/// Start an incident sync of a provider now.
+#[utoipa::path(post, path = "/{id}/sync", tag = "SIEM providers (admin)",
+    params(("id" = String, Path, description = "Provider id")),
+    responses((status = 202, description = "Started", body = SyncStarted)))]
 async fn trigger(
     State(sync): State<IncidentSync>,
     ctx: crate::audit::AuditContext,
@@ -142,12 +181,16 @@ async fn trigger(
     sync.start_now(provider.id.clone());
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            serde_json::json!({"message": format!("incident sync of '{}' started", provider.name)}),
-        ),
+        Json(SyncStarted {
+            message: format!("incident sync of '{}' started", provider.name),
+        }),
     ))
 }
 
+/// A provider's incident sync status.
+#[utoipa::path(get, path = "/{id}/sync", tag = "SIEM providers (admin)",
+    params(("id" = String, Path, description = "Provider id")),
+    responses((status = 200, description = "The sync status", body = store::SyncStatus)))]
 async fn status(
     State(sync): State<IncidentSync>,
     Path(id): Path<String>,

@@ -236,14 +236,19 @@ pub async fn finish(
 }
 
 /// A provider's sync status as `GET …/sync` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SyncStatus {
+    /// `running` or `idle`.
+    #[schema(value_type = String)]
     pub state: &'static str,
     #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_started_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_finished_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_success_at: Option<DateTime<Utc>>,
     pub watermark: Option<String>,
     pub fetched: i64,
@@ -252,7 +257,7 @@ pub struct SyncStatus {
     pub last_error: Option<SyncErrorBody>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SyncErrorBody {
     pub code: String,
     pub message: String,

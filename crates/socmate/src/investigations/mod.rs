@@ -1,16 +1,18 @@
 //! Investigations pin the provider that is default when they are opened, so changing the
 //! default later re-routes nothing that already exists (Grafana's "default" lesson).
 
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::http::{ApiError, AppJson, FieldError, page};
+use crate::http::{ApiError, AppJson, AppQuery, FieldError, page};
 use crate::id::ResourceId;
 use crate::providers::model::timestamp;
 use crate::queries::{ProviderChoice, Queries, QueryInput, QueryResponse};
@@ -19,7 +21,7 @@ use crate::store::{Db, StoreError, with_db};
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 10_000;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Investigation {
     #[serde(skip)]
     pub seq: i64,
@@ -29,44 +31,64 @@ pub struct Investigation {
     pub provider_id: String,
     pub created_by: String,
     #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewInvestigation {
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"\S")]
     title: Option<String>,
+    #[schema(max_length = 10000)]
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InvestigationQuery {
+    /// KQL, at most 32 KiB.
+    #[schema(value_type = String, min_length = 1, max_length = 32768, pattern = r"\S")]
     query: Option<String>,
+    /// ISO 8601 duration or interval, default `P1D`.
+    #[schema(pattern = "^[A-Za-z0-9:.+/-]{1,100}$")]
     timespan: Option<String>,
+    /// Seconds to wait for Log Analytics, 1 to 600 (default 180).
+    #[schema(minimum = 1, maximum = 600)]
     timeout_s: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct InvestigationPage {
     investigations: Vec<Investigation>,
     next_cursor: Option<String>,
 }
 
-pub fn router() -> Router<Queries> {
-    Router::new()
-        .route("/", get(list).post(create))
-        .route("/{id}", get(detail))
-        .route("/{id}/query", post(query))
+pub fn router() -> OpenApiRouter<Queries> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(detail))
+        .routes(routes!(query))
 }
 
+use crate::queries::{QueryResultBody, TAG};
+
+/// Open an investigation; it pins the current default provider for all its queries.
+#[utoipa::path(post, path = "", tag = TAG, request_body = NewInvestigation,
+    responses((status = 201, description = "Opened", body = Investigation,
+        headers(("Location" = String, description = "The investigation's URL")))))]
 async fn create(
     State(queries): State<Queries>,
     user: AuthUser,
@@ -143,6 +165,9 @@ async fn find(db: &Db, id: &str) -> Result<Option<Investigation>, StoreError> {
         .await?))
 }
 
+/// One investigation.
+#[utoipa::path(get, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Investigation id")),
+    responses((status = 200, description = "The investigation", body = Investigation)))]
 async fn detail(
     State(queries): State<Queries>,
     Path(id): Path<String>,
@@ -153,9 +178,12 @@ async fn detail(
         .ok_or_else(|| ApiError::not_found("no investigation with this id"))
 }
 
+/// List investigations, newest first.
+#[utoipa::path(get, path = "", tag = TAG, params(Page),
+    responses((status = 200, description = "One page of investigations", body = InvestigationPage)))]
 async fn list(
     State(queries): State<Queries>,
-    Query(page): Query<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<Json<InvestigationPage>, ApiError> {
     let limit = page::limit(page.limit, 100)?;
     let before = page::seq_cursor(page.cursor.as_deref())?;
@@ -176,6 +204,10 @@ async fn list(
 }
 
 /// Runs on the pinned provider, whatever the default is now.
+/// Run a query on the investigation's pinned provider.
+#[utoipa::path(post, path = "/{id}/query", tag = TAG, params(("id" = String, Path, description = "Investigation id")),
+    request_body = InvestigationQuery,
+    responses((status = 200, description = "The result tables", body = QueryResultBody)))]
 async fn query(
     State(queries): State<Queries>,
     user: AuthUser,

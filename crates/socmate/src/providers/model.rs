@@ -3,11 +3,12 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::sentinel::cloud::AzureCloud;
 use crate::siem::Check;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderType {
     Sentinel,
@@ -27,7 +28,7 @@ impl ProviderType {
 
 /// The seed's three states: `active` (connected and healthy, or not yet tested), `error` (the
 /// last health check failed) and `inactive` (soft-deleted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderStatus {
     Active,
@@ -51,7 +52,7 @@ impl ProviderStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     Healthy,
@@ -75,7 +76,7 @@ impl HealthStatus {
 
 /// A provider as list and detail responses show it. It has no secret to leak: only the mask
 /// computed when the secret was written.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Provider {
     pub id: String,
     pub name: String,
@@ -87,18 +88,22 @@ pub struct Provider {
     pub client_secret_masked: String,
     pub is_default: bool,
     #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_health_check: Option<DateTime<Utc>>,
     pub last_health_status: Option<HealthStatus>,
     pub created_by: String,
     #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
     pub cloud: AzureCloud,
     /// Incidents are synced for the default provider and for providers that opt in.
     pub sync_incidents: bool,
     /// When the client secret expires, if the admin told us (Azure shows it beside the secret).
     #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub client_secret_expires_at: Option<DateTime<Utc>>,
     /// Set when the secret expires within [`SECRET_EXPIRY_WARNING_DAYS`] or has expired.
     pub secret_expiry_warning: Option<String>,
@@ -132,13 +137,13 @@ pub fn secret_expiry_warning(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> O
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderList {
     pub providers: Vec<Provider>,
     pub total: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Message {
     pub message: String,
 }
@@ -147,9 +152,10 @@ pub const MESSAGE_HEALTHY: &str = "Connected to Sentinel workspace successfully"
 pub const MESSAGE_FAILED: &str = "Connection test failed. Check server logs for details.";
 
 /// The seed's `{status, message, latency_ms}`, plus the `checks` that say which step failed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConnectionTestResult {
     pub status: HealthStatus,
+    #[schema(value_type = String)]
     pub message: &'static str,
     pub latency_ms: f64,
     pub checks: Vec<Check>,
@@ -157,38 +163,79 @@ pub struct ConnectionTestResult {
 
 /// Fields shared by the test and create bodies. Everything is optional at this stage so that
 /// validation can report every wrong field at once.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "A provider to create (or, for the test endpoint, credentials to try).")]
 pub struct ConnectionBody {
-    /// Accepted (and ignored) by the test endpoint, so a form can send itself whole.
+    /// A label such as "Production Sentinel". Required to create; accepted (and ignored) by the
+    /// test endpoint, so a form can send itself whole.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
+    #[schema(value_type = String, pattern = "^sentinel$")]
     pub provider_type: Option<String>,
+    /// Azure Portal > Log Analytics workspace > Properties > Workspace ID.
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub workspace_id: Option<String>,
+    /// Azure Portal > Azure Active Directory > Properties > Tenant ID (a GUID, or a verified
+    /// domain such as contoso.onmicrosoft.com).
+    #[schema(value_type = String, max_length = 253, pattern = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{1,63})$")]
     pub tenant_id: Option<String>,
+    /// Azure Portal > App Registrations > Your app > Application (client) ID.
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub client_id: Option<String>,
+    /// Azure Portal > App Registrations > Your app > Certificates & secrets (the secret's
+    /// Value). Write-only: never returned.
     #[serde(default, deserialize_with = "secret_field")]
+    #[schema(value_type = String, write_only, min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub client_secret: Option<SecretString>,
+    #[schema(value_type = Option<AzureCloud>)]
     pub cloud: Option<String>,
     /// Sync incidents even when this provider is not the default.
     pub sync_incidents: Option<bool>,
-    /// RFC 3339 time or `YYYY-MM-DD` (accepted and ignored by the test endpoint).
+    /// When the secret expires: a date (`YYYY-MM-DD`) or an RFC 3339 time (accepted and
+    /// ignored by the test endpoint).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub client_secret_expires_at: Option<String>,
 }
 
 /// `PATCH` body: every field optional; an omitted secret keeps the stored one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "Fields to change; omitted fields keep their value.")]
 pub struct UpdateBody {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub name: Option<String>,
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub workspace_id: Option<String>,
+    #[schema(
+        max_length = 253,
+        pattern = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{1,63})$"
+    )]
     pub tenant_id: Option<String>,
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub client_id: Option<String>,
+    /// A new secret (rotation); omitted keeps the stored one. Write-only.
     #[serde(default, deserialize_with = "secret_field")]
+    #[schema(value_type = Option<String>, write_only, min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x1F\x7F-\x9F]+$")]
     pub client_secret: Option<SecretString>,
+    #[schema(value_type = Option<AzureCloud>)]
     pub cloud: Option<String>,
     pub sync_incidents: Option<bool>,
     /// Absent: unchanged (or cleared when the secret changes); `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub client_secret_expires_at: Option<Option<String>>,
 }
 

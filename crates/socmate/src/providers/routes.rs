@@ -1,11 +1,11 @@
 //! HTTP handlers for `/api/admin/siem-providers`. The admin guard is applied to the whole
 //! `/api/admin` router in `app`, not here.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::model::{
     ConnectionBody, ConnectionTestResult, Message, Provider, ProviderList, UpdateBody,
@@ -14,14 +14,17 @@ use super::service::{ProviderError, Providers};
 use crate::audit::AuditContext;
 use crate::http::{ApiError, AppJson};
 
-pub fn router() -> Router<Providers> {
-    Router::new()
-        .route("/", get(list).post(create))
-        .route("/test", post(test_credentials))
-        .route("/{id}", get(detail).patch(update).delete(delete))
-        .route("/{id}/default", put(set_default))
-        .route("/{id}/test", post(test_saved))
+/// Routes and their OpenAPI description, from the same `routes!` lists.
+pub fn router() -> OpenApiRouter<Providers> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(test_credentials))
+        .routes(routes!(detail, update, delete))
+        .routes(routes!(set_default))
+        .routes(routes!(test_saved))
 }
+
+const TAG: &str = "SIEM providers (admin)";
 
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
@@ -51,6 +54,12 @@ impl From<ProviderError> for ApiError {
     }
 }
 
+/// Test credentials without saving them.
+///
+/// Runs the token, Log Analytics, incidents and alerts checks with the submitted credentials;
+/// nothing is stored. Rate-limited per caller.
+#[utoipa::path(post, path = "/test", tag = TAG, request_body = ConnectionBody,
+    responses((status = 200, description = "The checks and their outcome", body = ConnectionTestResult)))]
 async fn test_credentials(
     State(providers): State<Providers>,
     ctx: AuditContext,
@@ -59,6 +68,13 @@ async fn test_credentials(
     Ok(axum::Json(providers.test_credentials(body, &ctx).await?))
 }
 
+/// Create a provider.
+///
+/// The first live provider becomes the default. The secret is encrypted at rest and never
+/// returned.
+#[utoipa::path(post, path = "", tag = TAG, request_body = ConnectionBody,
+    responses((status = 201, description = "Created", body = Provider,
+        headers(("Location" = String, description = "The new provider's URL")))))]
 async fn create(
     State(providers): State<Providers>,
     ctx: AuditContext,
@@ -73,6 +89,9 @@ async fn create(
     ))
 }
 
+/// List live providers.
+#[utoipa::path(get, path = "", tag = TAG,
+    responses((status = 200, description = "Every live provider, default first", body = ProviderList)))]
 async fn list(State(providers): State<Providers>) -> Result<axum::Json<ProviderList>, ApiError> {
     let providers = providers.list().await?;
     Ok(axum::Json(ProviderList {
@@ -81,6 +100,9 @@ async fn list(State(providers): State<Providers>) -> Result<axum::Json<ProviderL
     }))
 }
 
+/// Get one provider.
+#[utoipa::path(get, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Provider id")),
+    responses((status = 200, description = "The provider", body = Provider)))]
 async fn detail(
     State(providers): State<Providers>,
     Path(id): Path<String>,
@@ -88,6 +110,13 @@ async fn detail(
     Ok(axum::Json(providers.get(&id).await?))
 }
 
+/// Change a provider (rename, re-point, rotate the secret).
+///
+/// Omitted fields keep their value; an omitted `client_secret` keeps the stored one. Changing
+/// connection details resets the health status.
+#[utoipa::path(patch, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Provider id")),
+    request_body = UpdateBody,
+    responses((status = 200, description = "The changed provider", body = Provider)))]
 async fn update(
     State(providers): State<Providers>,
     ctx: AuditContext,
@@ -97,6 +126,9 @@ async fn update(
     Ok(axum::Json(providers.update(&id, body, &ctx).await?))
 }
 
+/// Make a provider the default.
+#[utoipa::path(put, path = "/{id}/default", tag = TAG, params(("id" = String, Path, description = "Provider id")),
+    responses((status = 200, description = "Done", body = Message)))]
 async fn set_default(
     State(providers): State<Providers>,
     ctx: AuditContext,
@@ -108,6 +140,9 @@ async fn set_default(
     }))
 }
 
+/// Delete a provider (soft delete: hidden, secret erased, name freed).
+#[utoipa::path(delete, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Provider id")),
+    responses((status = 200, description = "Deleted", body = Message)))]
 async fn delete(
     State(providers): State<Providers>,
     ctx: AuditContext,
@@ -124,6 +159,9 @@ async fn delete(
     }))
 }
 
+/// Test a saved provider's connection and record its health.
+#[utoipa::path(post, path = "/{id}/test", tag = TAG, params(("id" = String, Path, description = "Provider id")),
+    responses((status = 200, description = "The checks and their outcome", body = ConnectionTestResult)))]
 async fn test_saved(
     State(providers): State<Providers>,
     ctx: AuditContext,

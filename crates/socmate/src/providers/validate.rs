@@ -110,6 +110,14 @@ impl Errors {
 
 pub fn connection(body: ConnectionBody) -> Result<Connection, Vec<FieldError>> {
     let mut errors = Errors::default();
+    // The test endpoint takes a whole create form: what it does not use must still be valid.
+    optional(&mut errors, "name", body.name, check_name);
+    optional(
+        &mut errors,
+        "client_secret_expires_at",
+        body.client_secret_expires_at,
+        check_expiry,
+    );
     let provider_type = match body.provider_type.as_deref() {
         None => {
             errors.add(
@@ -286,16 +294,17 @@ fn check_tenant_id(value: &str) -> Result<String, String> {
 
 /// An RFC 3339 time, or a date as the Azure Portal shows it (midnight UTC, the cautious reading).
 fn check_expiry(value: &str) -> Result<DateTime<Utc>, String> {
-    let parsed = DateTime::parse_from_rfc3339(value.trim())
+    let parsed = DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .ok()
         .or_else(|| {
-            NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
                 .ok()
                 .map(|d| d.and_time(NaiveTime::MIN).and_utc())
         });
     match parsed {
-        Some(t) if (2000..=2299).contains(&t.year()) => Ok(t),
+        // Four-digit years, as both formats spell them.
+        Some(t) if (1..=9999).contains(&t.year()) => Ok(t),
         _ => Err(format!(
             "client_secret_expires_at must be a date (YYYY-MM-DD) or an RFC 3339 time: {WHERE_SECRET_EXPIRY}"
         )),

@@ -21,7 +21,7 @@ pub struct NewAuditEntry<'a> {
     pub duration_ms: f64,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     #[serde(skip)]
     pub seq: i64,
@@ -37,6 +37,7 @@ pub struct AuditEntry {
     pub row_count: i64,
     pub duration_ms: f64,
     #[serde(serialize_with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 

@@ -9,4 +9,5 @@ mod service;
 
 pub use audit::AuditEntry;
 pub use routes::router;
+pub(crate) use routes::{QueryResultBody, TAG};
 pub use service::{ProviderChoice, Queries, QueryInput, QueryResponse, QueryServiceError};

@@ -1,25 +1,73 @@
 //! `/api/siem/query` and `/api/siem/queries` (admins and analysts).
 
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::audit::{self, AuditEntry};
 use super::service::{ProviderChoice, Queries, QueryInput, QueryResponse, QueryServiceError};
 use crate::auth::{AuthUser, Role};
-use crate::http::{ApiError, AppJson, page};
+use crate::http::{ApiError, AppJson, AppQuery, page};
 use crate::siem::QueryError;
+use serde_json::Value;
 
-pub fn router() -> Router<Queries> {
-    Router::new()
-        .route("/query", post(run_query))
-        .route("/queries", get(list_queries))
+pub fn router() -> OpenApiRouter<Queries> {
+    OpenApiRouter::new()
+        .routes(routes!(run_query))
+        .routes(routes!(list_queries))
 }
 
+pub(crate) const TAG: &str = "Queries and investigations";
+
+/// The shape of a query result. The body is streamed by hand (see `QueryResponse`), so this type
+/// only describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct QueryResultBody {
+    query_id: String,
+    provider_id: String,
+    /// Set for queries run through an investigation.
+    investigation_id: Option<String>,
+    tables: Vec<ResultTable>,
+    /// Log Analytics returned partial results; `error` says why.
+    partial: bool,
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    statistics: Option<Value>,
+    /// More rows than SOCMATE_QUERY_ROW_CAP: the rest were dropped.
+    truncated: bool,
+    latency_ms: f64,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ResultTable {
+    name: String,
+    columns: Vec<ResultColumn>,
+    /// Rows of values in column order: longs as integers, decimals as strings, dynamic as JSON.
+    #[schema(value_type = Vec<Vec<Object>>)]
+    rows: Vec<Vec<Value>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ResultColumn {
+    name: String,
+    /// Kusto type: bool, datetime, dynamic, int, long, real, string, timespan, guid, decimal.
+    #[schema(rename = "type")]
+    kind: String,
+}
+
+/// Run a KQL query on a provider (the default unless `provider_id` is given).
+#[utoipa::path(post, path = "/query", tag = TAG, request_body = QueryInput,
+    responses((status = 200, description = "The result tables", body = QueryResultBody)))]
 async fn run_query(
     State(queries): State<Queries>,
     user: AuthUser,
@@ -78,7 +126,9 @@ impl From<QueryServiceError> for ApiError {
                         ApiError::new(StatusCode::BAD_REQUEST, code, format!("Log Analytics rejected the query: {message} {context}"))
                             .with_upstream(upstream)
                     }
-                    QueryError::Denied { hint, .. } => ApiError::new(StatusCode::BAD_GATEWAY, code, format!("{hint} {context}")),
+                    // The SIEM refused the provider's credentials or permissions: the request itself is fine
+                    // and retrying will not help until an admin fixes the provider (424, not a 5xx).
+                    QueryError::Denied { hint, .. } => ApiError::new(StatusCode::FAILED_DEPENDENCY, code, format!("{hint} {context}")),
                     QueryError::Throttled { retry_after } => ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         code,
@@ -101,14 +151,19 @@ impl From<QueryServiceError> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Page {
-    limit: Option<i64>,
-    cursor: Option<String>,
+#[into_params(parameter_in = Query)]
+pub(crate) struct Page {
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AuditPage {
     queries: Vec<AuditEntry>,
     next_cursor: Option<String>,
@@ -116,10 +171,13 @@ struct AuditPage {
 
 const MAX_PAGE: i64 = 100;
 
+/// The query audit: every query that reached a provider, newest first (analysts: their own).
+#[utoipa::path(get, path = "/queries", tag = TAG, params(Page),
+    responses((status = 200, description = "One page of query records", body = AuditPage)))]
 async fn list_queries(
     State(queries): State<Queries>,
     user: AuthUser,
-    Query(page): Query<Page>,
+    AppQuery(page): AppQuery<Page>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page::limit(page.limit, MAX_PAGE)?;
     let before = page::seq_cursor(page.cursor.as_deref())?;

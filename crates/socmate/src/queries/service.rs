@@ -18,12 +18,20 @@ pub const MAX_TIMEOUT_SECS: u64 = 600;
 pub const MAX_QUERY_CHARS: usize = 32 * 1024;
 
 /// `POST /api/siem/query` and the investigation query body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryInput {
+    /// KQL, at most 32 KiB.
+    #[schema(value_type = String, min_length = 1, max_length = 32768, pattern = r"\S")]
     pub query: Option<String>,
+    /// ISO 8601 duration or interval, default `P1D`.
+    #[schema(pattern = "^[A-Za-z0-9:.+/-]{1,100}$")]
     pub timespan: Option<String>,
+    /// The provider to query; omitted: the current default.
+    #[schema(pattern = "^[0-9a-f]{24}$")]
     pub provider_id: Option<String>,
+    /// Seconds to wait for Log Analytics, 1 to 600 (default 180).
+    #[schema(minimum = 1, maximum = 600)]
     pub timeout_s: Option<f64>,
 }
 
@@ -230,11 +238,7 @@ fn validate(input: &QueryInput) -> Result<Validated, QueryServiceError> {
             format!("query must be at most {MAX_QUERY_CHARS} characters"),
         );
     }
-    let timespan = input
-        .timespan
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or(DEFAULT_TIMESPAN);
+    let timespan = input.timespan.as_deref().unwrap_or(DEFAULT_TIMESPAN);
     let timespan_ok = !timespan.is_empty()
         && timespan.len() <= 100
         && timespan

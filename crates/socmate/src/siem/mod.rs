@@ -91,7 +91,7 @@ impl FetchError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     Passed,
@@ -101,8 +101,9 @@ pub enum CheckStatus {
 
 /// The outcome of one diagnostic step. Failures carry a stable `code` and a `hint` that tells an
 /// admin what to change; neither ever contains a secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
+    /// `token`, `log_analytics`, `incidents` or `alerts`.
     pub name: &'static str,
     pub status: CheckStatus,
     pub latency_ms: f64,

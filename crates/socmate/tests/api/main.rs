@@ -11,6 +11,7 @@ mod helpers;
 mod incidents;
 mod investigations;
 mod keys;
+mod openapi;
 mod ops;
 mod pg;
 mod providers;

@@ -264,7 +264,7 @@ async fn bad_kql_is_a_400_with_log_analytics_own_words() {
 }
 
 #[tokio::test]
-async fn missing_permission_is_a_502_naming_it() {
+async fn missing_permission_is_a_424_naming_it() {
     let app = query_app(Options::default()).await;
     provider_on(&app, "Primary", WORKSPACE).await;
     app.emulator
@@ -272,7 +272,7 @@ async fn missing_permission_is_a_502_naming_it() {
     let reply = app
         .analyst(Method::POST, QUERY, Some(json!({"query": "print 1"})))
         .await;
-    assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(reply.status, StatusCode::FAILED_DEPENDENCY);
     assert_eq!(reply.body["code"], "log_analytics_access_denied");
     assert!(reply.body["detail"].as_str().unwrap().contains("Data.Read"));
 }

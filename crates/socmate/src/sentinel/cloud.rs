@@ -4,6 +4,7 @@
 //! once at start-up), never from request input: tenant and workspace ids only ever become
 //! escaped path segments, so no provider field can redirect an outbound call.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -142,20 +143,29 @@ pub fn parse_endpoint(name: &'static str, value: &str) -> Result<Url, EndpointEr
     }
 }
 
-/// `base` with `segments` appended, each percent-escaped as exactly one path segment.
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `base` with `segments` appended, each percent-escaped as exactly one path segment: `/`, `?`,
+/// `#`, `%`, `@`, controls (CR/LF/tab included, which URL parsers would otherwise drop) and
+/// non-ASCII are escaped, so every segment decodes back to itself. `.` and `..` are escaped twice
+/// (`%252E`): a normaliser that decodes `%2E` would still never see a dot segment.
 pub fn join_segments(base: &Url, segments: &[&str]) -> Url {
-    let mut url = base.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty();
-        for segment in segments {
-            // URL normalisation would resolve `.` and `..` away; escaped, they stay inert.
-            path.push(match *segment {
-                "." => "%2E",
-                ".." => "%2E%2E",
-                other => other,
-            });
+    let mut path = base.path().trim_end_matches('/').to_owned();
+    for segment in segments {
+        path.push('/');
+        match *segment {
+            "." => path.push_str("%252E"),
+            ".." => path.push_str("%252E%252E"),
+            other => path.extend(utf8_percent_encode(other, SEGMENT)),
         }
     }
+    let mut url = base.clone();
+    url.set_path(&path);
     url
 }
 

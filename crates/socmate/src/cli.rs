@@ -206,7 +206,13 @@ fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
     let email = email.trim().to_owned();
     with_database(data, |db, _| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
-        match accounts::store::add_user(&db, &email, role, &hash).await {
+        let ctx = AuditContext {
+            actor: "socmate user add".to_owned(),
+            actor_role: "operator",
+            request_id: None,
+            client_addr: None,
+        };
+        match accounts::store::add_user(&db, &email, role, &hash, &ctx).await {
             Ok(_) => {
                 println!(
                     "added {} user {}",

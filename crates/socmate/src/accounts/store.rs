@@ -34,27 +34,39 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Inserts a user; `Err(UniqueViolation)` when the email is taken.
+/// Inserts a user and its `user.add` audit row in one transaction; `Err(UniqueViolation)` when
+/// the email is taken.
 pub async fn add_user(
     db: &Db,
     email: &str,
     role: Role,
     password_hash: &str,
+    ctx: &AuditContext,
 ) -> Result<String, StoreError> {
     let id = ResourceId::generate().to_string();
     let now = Utc::now();
+    let role = crate::audit::role_name(role);
     let sql = "INSERT INTO users (id, email, role, password_hash, created_at, updated_at) \
                VALUES ($1, $2, $3, $4, $5, $5)";
-    with_db!(db, |pool| {
+    in_write_tx!(db, |tx| {
         sqlx::query(sql)
             .bind(&id)
             .bind(normalize_email(email))
-            .bind(crate::audit::role_name(role))
+            .bind(role)
             .bind(password_hash)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-    });
+        audit_row!(
+            &mut *tx,
+            ctx,
+            "user.add",
+            Some(id.as_str()),
+            "success",
+            Some(role)
+        )?;
+        Ok::<_, StoreError>(())
+    })?;
     Ok(id)
 }
 

@@ -267,6 +267,15 @@ async fn sign_in_attempts_are_rate_limited_and_audited() {
     assert_eq!(first["actor"], "admin@example.com");
     assert_eq!(first["client_addr"], "127.0.0.1");
     assert!(first["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+
+    // Adding the user was audited too, by the command that did it.
+    let added = app
+        .admin(Method::GET, "/api/admin/audit-log?action=user.add", None)
+        .await
+        .body;
+    assert_eq!(added["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(added["entries"][0]["actor"], "socmate user add");
+    assert_eq!(added["entries"][0]["detail"], "admin");
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@
 // text in the specification can run as HTML. Descriptions get a tiny, safe subset of Markdown:
 // paragraphs, bullet and numbered lists, fenced code and `code` spans.
 
+import { $, append, clear, h } from '/console/dom.js';
+
 const SPEC_URL = '/api/openapi.json';
 const METHODS = ['get', 'post', 'put', 'patch', 'delete', 'head', 'options', 'trace'];
 const METHOD_BADGE = {
@@ -17,45 +19,6 @@ const METHOD_BADGE = {
 };
 /** Nesting limit for schemas (cycles are caught by reference; this caps merely deep ones). */
 const MAX_DEPTH = 12;
-
-// ---------------------------------------------------------------------------------------------
-// Small DOM helpers (the same conventions as app.js)
-
-/**
- * Creates an element. `attrs` keys: `class`, `text`, `dataset` (object), `testid`,
- * `on<event>` (function), boolean attributes as true/false, everything else as a string attribute.
- */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') el.className = value;
-    else if (key === 'text') el.textContent = value;
-    else if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (key === 'testid') el.dataset.testid = value;
-    else if (key.startsWith('on') && typeof value === 'function') {
-      el.addEventListener(key.slice(2).toLowerCase(), value);
-    } else if (value === true) el.setAttribute(key, '');
-    else el.setAttribute(key, String(value));
-  }
-  append(el, children);
-  return el;
-}
-
-function append(el, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-function clear(el) {
-  while (el.firstChild) el.removeChild(el.firstChild);
-  return el;
-}
-
-const $ = (selector, root = document) => root.querySelector(selector);
 
 const isObject = (value) => value !== null && typeof value === 'object' && !Array.isArray(value);
 

@@ -5,46 +5,7 @@
 // The session cookie is HttpOnly: this code never sees it. Every non-GET request carries
 // `X-Requested-With: SoCMate`, which the server requires of cookie-authenticated unsafe requests.
 
-// ---------------------------------------------------------------------------------------------
-// Small DOM helpers
-
-/**
- * Creates an element. `attrs` keys: `class`, `text`, `dataset` (object), `on<event>` (function),
- * boolean attributes as true/false, everything else as a string attribute.
- */
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'class') el.className = value;
-    else if (key === 'text') el.textContent = value;
-    else if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (key === 'testid') el.dataset.testid = value;
-    else if (key.startsWith('on') && typeof value === 'function') {
-      el.addEventListener(key.slice(2).toLowerCase(), value);
-    } else if (key === 'value') el.value = value;
-    else if (key === 'checked') el.checked = Boolean(value);
-    else if (value === true) el.setAttribute(key, '');
-    else el.setAttribute(key, String(value));
-  }
-  append(el, children);
-  return el;
-}
-
-function append(el, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-function clear(el) {
-  while (el.firstChild) el.removeChild(el.firstChild);
-  return el;
-}
-
-const $ = (selector, root = document) => root.querySelector(selector);
+import { $, append, clear, h } from '/console/dom.js';
 
 /** Announces a message to screen readers through the global polite live region. */
 function announce(message) {

@@ -40,6 +40,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../console/api-docs.js"),
     },
     Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../console/dom.js"),
+    },
+    Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../console/app.css"),

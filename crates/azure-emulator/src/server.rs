@@ -132,6 +132,11 @@ async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) ->
         }
     });
     let method = req.method().to_string();
+    let client_request_id = ["client-request-id", "x-ms-client-request-id"]
+        .iter()
+        .find_map(|name| req.headers().get(*name))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
 
     // Log Analytics: keep the Prefer header and the body (never for the token endpoint, whose
     // body holds the client secret). The body is buffered and handed on unchanged.
@@ -171,6 +176,7 @@ async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) ->
         status: 0,
         prefer,
         body,
+        client_request_id,
     });
 
     let resp = if body_too_large {

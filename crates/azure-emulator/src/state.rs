@@ -47,6 +47,10 @@ pub struct RecordedRequest {
     /// the token endpoint, whose body carries the client secret.
     #[serde(default)]
     pub body: Option<String>,
+    /// The caller's correlation id: `client-request-id` (Entra ID, Graph) or
+    /// `x-ms-client-request-id` (Log Analytics).
+    #[serde(default)]
+    pub client_request_id: Option<String>,
 }
 
 /// An access token the emulator issued.

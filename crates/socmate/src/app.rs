@@ -332,6 +332,7 @@ pub fn router(services: Services) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .route_layer(middleware::from_fn(crate::metrics::track_http))
+        .layer(middleware::from_fn(crate::telemetry::scope_request_id))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

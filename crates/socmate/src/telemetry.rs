@@ -15,3 +15,32 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+tokio::task_local! {
+    /// The `x-request-id` of the request this task is serving.
+    static REQUEST_ID: String;
+}
+
+/// Makes the request id available to outbound calls made while serving the request, so one id
+/// ties our log line, our response and Azure's own logs together.
+pub async fn scope_request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    // Azure expects a GUID; an arbitrary id a client sent is kept out of outbound headers.
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| crate::providers::validate::is_guid(v))
+        .map(str::to_owned);
+    match id {
+        Some(id) => REQUEST_ID.scope(id, next.run(request)).await,
+        None => next.run(request).await,
+    }
+}
+
+/// The request id of the request being served by this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}

@@ -40,6 +40,13 @@ pub async fn send_once_retrying(
 }
 
 pub async fn send(request: RequestBuilder, deadline: Instant) -> Result<Response, SendError> {
+    // Entra ID and Graph log `client-request-id`, Log Analytics `x-ms-client-request-id`.
+    let request = match crate::telemetry::current_request_id() {
+        Some(id) => request
+            .header("client-request-id", &id)
+            .header("x-ms-client-request-id", &id),
+        None => request,
+    };
     let host = request
         .try_clone()
         .and_then(|r| r.build().ok())

@@ -66,3 +66,47 @@ async fn metrics_count_requests_by_route_outbound_calls_and_queries() {
     );
     crate::secrets::assert_no_canary("the metrics", text.as_bytes());
 }
+
+#[tokio::test]
+async fn the_request_id_reaches_azure_as_its_client_request_id() {
+    let app = crate::queries::query_app(crate::helpers::Options::default()).await;
+    let provider = crate::queries::provider_on(&app, "Primary", crate::helpers::WORKSPACE).await;
+    let request_id = "5d1b7c8e-2f4a-4b6c-9d0e-1f2a3b4c5d6e";
+    app.emulator.clear_requests();
+    let reply = app
+        .http
+        .post(format!("{}/api/siem/query", app.base))
+        .bearer_auth(&app.analyst_token)
+        .header("x-request-id", request_id)
+        .json(&json!({"query": "print x=1", "provider_id": provider}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(reply.headers()["x-request-id"], request_id);
+    let seen = app.emulator.requests();
+    assert!(!seen.is_empty());
+    for request in &seen {
+        assert_eq!(
+            request.client_request_id.as_deref(),
+            Some(request_id),
+            "{} {}",
+            request.method,
+            request.path
+        );
+    }
+
+    // A client's own non-GUID id stays ours: it is never sent to Azure.
+    app.emulator.clear_requests();
+    app.http
+        .post(format!("{}/api/siem/query", app.base))
+        .bearer_auth(&app.analyst_token)
+        .header("x-request-id", "my-trace-123")
+        .json(&json!({"query": "print x=1", "provider_id": provider}))
+        .send()
+        .await
+        .unwrap();
+    let seen = app.emulator.requests();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|r| r.client_request_id.is_none()));
+}

@@ -352,8 +352,10 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(health): State<Health>) -> Response {
     match health.db.ping().await {
+        // The keys were proven against the database before the port was served.
         Ok(()) => {
-            axum::Json(serde_json::json!({"status": "ready", "database": "ok"})).into_response()
+            axum::Json(serde_json::json!({"status": "ready", "database": "ok", "keys": "ok"}))
+                .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -157,4 +157,9 @@ async fn health_endpoints_need_no_token() {
         let reply = app.call(Method::GET, path, None, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
+    let ready = app.call(Method::GET, "/readyz", None, None).await.body;
+    assert_eq!(
+        ready,
+        serde_json::json!({"status": "ready", "database": "ok", "keys": "ok"})
+    );
 }

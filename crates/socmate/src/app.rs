@@ -25,6 +25,7 @@ use crate::crypto::{
     KeyCheckError, KeySource, ensure_keys_in_use_are_loaded, load_verified_keyring,
 };
 use crate::http::ApiError;
+use crate::http::client_addr::TrustedProxies;
 use crate::incidents::IncidentSync;
 use crate::openapi::{self, ApiRouters};
 use crate::providers::Providers;
@@ -152,6 +153,7 @@ impl Application {
             sign_in_limiter: Arc::new(RateLimiter::per_minute(settings.sign_in_rate)),
         };
         let write_limiter = Arc::new(RateLimiter::per_minute(settings.write_rate));
+        let trusted_proxies = Arc::new(settings.trusted_proxies.clone());
         // Installed before serving, so the first scrape already has the series.
         let _ = crate::metrics::handle();
         let router = router(Services {
@@ -164,6 +166,7 @@ impl Application {
                 db: db.clone(),
             },
             write_limiter,
+            trusted_proxies,
         });
         Ok(Self {
             listener,
@@ -246,6 +249,7 @@ pub struct Services {
     pub accounts: Accounts,
     pub auth: AuthState,
     pub write_limiter: Arc<RateLimiter>,
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 pub fn router(services: Services) -> Router {
@@ -256,6 +260,7 @@ pub fn router(services: Services) -> Router {
         accounts,
         auth,
         write_limiter,
+        trusted_proxies,
     } = services;
     let db = auth.db.clone();
     let ApiRouters {
@@ -333,6 +338,10 @@ pub fn router(services: Services) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .route_layer(middleware::from_fn(crate::metrics::track_http))
         .layer(middleware::from_fn(crate::telemetry::scope_request_id))
+        .layer(middleware::from_fn_with_state(
+            trusted_proxies,
+            crate::http::client_addr::resolve,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

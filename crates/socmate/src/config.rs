@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::http::client_addr::{IpBlock, TrustedProxies};
 use crate::sentinel::cloud::{EndpointError, EndpointOverrides, parse_endpoint};
 
 const DEFAULT_DATA_DIR: &str = "./socmate-data";
@@ -96,6 +97,10 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text].
     #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma
+    /// separated [default: none].
+    #[arg(long, env = "SOCMATE_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 }
 
 /// The configuration file (`--config` / `SOCMATE_CONFIG`): the settings of [`ServeArgs`] under
@@ -118,6 +123,7 @@ pub struct FileConfig {
     pub sync_lookback: Option<u64>,
     pub sync_first_window_days: Option<u64>,
     pub log_format: Option<LogFormat>,
+    pub trusted_proxies: Option<String>,
 }
 
 /// Secret settings, refused in the file with a pointer to their environment variable.
@@ -192,6 +198,11 @@ pub enum ConfigError {
     TestTimeout,
     #[error("set SOCMATE_MASTER_KEYS or SOCMATE_MASTER_KEY, not both")]
     BothKeyVariables,
+    #[error(
+        "SOCMATE_TRUSTED_PROXIES must list IP addresses or CIDR blocks separated by commas; \
+         '{0}' is neither"
+    )]
+    TrustedProxy(String),
 }
 
 /// Everything `serve` needs, validated.
@@ -206,6 +217,7 @@ pub struct Settings {
     pub write_rate: u32,
     pub query_row_cap: usize,
     pub log_format: LogFormat,
+    pub trusted_proxies: TrustedProxies,
     pub sync: crate::incidents::SyncSettings,
     pub secrets: Secrets,
 }
@@ -234,6 +246,22 @@ impl Settings {
         if secrets.master_key.is_some() && secrets.master_keys.is_some() {
             return Err(ConfigError::BothKeyVariables);
         }
+        let trusted_proxies = args
+            .trusted_proxies
+            .as_ref()
+            .or(file.trusted_proxies.as_ref())
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|entry| !entry.is_empty())
+                    .map(|entry| {
+                        IpBlock::parse(entry)
+                            .ok_or_else(|| ConfigError::TrustedProxy(entry.to_owned()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let sync_interval = args.sync_interval.or(file.sync_interval).unwrap_or(300);
         let sync_lookback = args.sync_lookback.or(file.sync_lookback).unwrap_or(600);
         let first_window_days = args
@@ -288,6 +316,7 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            trusted_proxies: TrustedProxies(trusted_proxies),
             sync: crate::incidents::SyncSettings {
                 interval: Duration::from_secs(sync_interval),
                 lookback: Duration::from_secs(sync_lookback),
@@ -401,6 +430,15 @@ pub fn describe(
             format!("{:?}", settings.log_format).to_lowercase(),
             args.log_format.is_some(),
             file.log_format.is_some(),
+        ),
+        (
+            "trusted_proxies",
+            args.trusted_proxies
+                .clone()
+                .or_else(|| file.trusted_proxies.clone())
+                .unwrap_or_else(|| "(none: X-Forwarded-For is ignored)".to_owned()),
+            args.trusted_proxies.is_some(),
+            file.trusted_proxies.is_some(),
         ),
     ];
     let mut lines: Vec<String> = rows

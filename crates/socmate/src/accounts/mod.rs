@@ -10,11 +10,10 @@
 mod password;
 pub mod store;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +27,7 @@ pub use password::{MIN_PASSWORD_LEN, PasswordError, hash as hash_password};
 
 use crate::audit::{self, AuditContext};
 use crate::auth::{AuthUser, Role};
+use crate::http::client_addr::ClientAddr;
 use crate::http::{ApiError, AppJson};
 use crate::rate_limit::RateLimiter;
 use crate::store::Db;
@@ -174,8 +174,8 @@ async fn me(user: AuthUser) -> Json<Me> {
 fn client_addr(parts: &Parts) -> String {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+        .get::<ClientAddr>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
 }
 
 fn session_cookie(value: &str, max_age: i64, request: &HeaderMap) -> HeaderValue {

@@ -2,10 +2,8 @@
 //! describes (no audit row, no change), plus refused admin requests. Never a secret: rows hold
 //! ids, names and outcome codes only.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AuthUser, Role};
+use crate::http::client_addr::ClientAddr;
 use crate::http::{ApiError, AppQuery, page};
 use crate::providers::model::timestamp;
 use crate::store::{Db, StoreError, with_db};
@@ -59,8 +58,8 @@ pub fn context_for(parts: &Parts, actor: String, actor_role: &'static str) -> Au
             .map(str::to_owned),
         client_addr: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .get::<ClientAddr>()
+            .map(|c| c.0.to_string()),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Options {
     pub test_rate_per_minute: u32,
     pub sign_in_rate_per_minute: u32,
     pub write_rate_per_minute: u32,
+    /// `SOCMATE_TRUSTED_PROXIES` entries.
+    pub trusted_proxies: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -77,6 +79,7 @@ impl Default for Options {
             test_rate_per_minute: 1_000,
             sign_in_rate_per_minute: 1_000,
             write_rate_per_minute: 100_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -112,6 +115,13 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.connection_test_rate = options.test_rate_per_minute;
     settings.sign_in_rate = options.sign_in_rate_per_minute;
     settings.write_rate = options.write_rate_per_minute;
+    settings.trusted_proxies = socmate::http::client_addr::TrustedProxies(
+        options
+            .trusted_proxies
+            .iter()
+            .map(|p| socmate::http::client_addr::IpBlock::parse(p).expect("proxy"))
+            .collect(),
+    );
     if let Some(authority) = &options.authority {
         settings.endpoints.authority_host =
             Some(parse_endpoint("authority", authority).expect("url"));
@@ -173,6 +183,7 @@ pub fn settings(
         write_rate: 100_000,
         query_row_cap: 500_000,
         log_format: socmate::config::LogFormat::Text,
+        trusted_proxies: Default::default(),
         // Tests drive sync runs themselves unless they ask for the scheduler.
         sync: socmate::incidents::SyncSettings {
             interval: Duration::ZERO,

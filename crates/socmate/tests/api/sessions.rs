@@ -343,3 +343,67 @@ async fn the_console_is_served_with_a_strict_content_security_policy() {
         .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_limits_and_audit_see_each_client() {
+    async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> StatusCode {
+        app.http
+            .post(format!("{}/api/auth/login", app.base))
+            .header("X-Forwarded-For", client)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+    let app = spawn_app_with(Options {
+        sign_in_rate_per_minute: 2,
+        trusted_proxies: vec!["127.0.0.1"],
+        ..Options::default()
+    })
+    .await;
+    app.add_user("admin@example.com", "admin", PASSWORD);
+    app.add_user("analyst@example.com", "analyst", PASSWORD);
+    let guesser = "203.0.113.7";
+    for _ in 0..2 {
+        let status = login_from(&app, guesser, "admin@example.com", "wrong wrong wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let status = login_from(&app, guesser, "admin@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another client behind the same proxy keeps its own budget: without the trusted proxy both
+    // would share the proxy's address and this sign-in would be refused too.
+    let status = login_from(&app, "198.51.100.20", "analyst@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let log = app
+        .admin(Method::GET, "/api/admin/audit-log?action=auth.login", None)
+        .await
+        .body;
+    let addrs: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["client_addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(addrs, ["198.51.100.20", guesser, guesser, guesser]);
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let app = app_with_users().await;
+    let response = app
+        .http
+        .post(format!("{}/api/auth/login", app.base))
+        .header("X-Forwarded-For", "198.51.100.1")
+        .json(&json!({"email": "admin@example.com", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let log = app
+        .admin(Method::GET, "/api/admin/audit-log?action=auth.login", None)
+        .await
+        .body;
+    assert_eq!(log["entries"][0]["client_addr"], "127.0.0.1");
+}

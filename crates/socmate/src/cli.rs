@@ -92,6 +92,25 @@ enum UserCommand {
         #[arg(long, value_enum)]
         role: Role,
     },
+    /// Set a user's password (first line of stdin) and end their sessions.
+    Passwd {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove a user and end their sessions.
+    Remove {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        email: String,
+    },
+    /// List users and their roles.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +168,15 @@ pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
         Command::User {
             command: UserCommand::Add { data, email, role },
         } => add_user(&data, &email, role),
+        Command::User {
+            command: UserCommand::Passwd { data, email },
+        } => set_password(&data, &email),
+        Command::User {
+            command: UserCommand::Remove { data, email },
+        } => remove_user(&data, &email),
+        Command::User {
+            command: UserCommand::List { data },
+        } => list_users(&data),
     }
 }
 
@@ -193,25 +221,14 @@ fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
     if let Err(message) = check_email(email) {
         return fail(message);
     }
-    let mut line = String::new();
-    if let Err(e) = std::io::stdin().read_line(&mut line) {
-        return fail(&format!("cannot read the password from stdin: {e}"));
-    }
-    let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
-    drop(line);
-    let hash = match accounts::hash_password(&password) {
+    let hash = match read_password_hash() {
         Ok(hash) => hash,
-        Err(e) => return fail(&e.to_string()),
+        Err(message) => return fail(&message),
     };
     let email = email.trim().to_owned();
     with_database(data, |db, _| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
-        let ctx = AuditContext {
-            actor: "socmate user add".to_owned(),
-            actor_role: "operator",
-            request_id: None,
-            client_addr: None,
-        };
+        let ctx = operator("socmate user add");
         match accounts::store::add_user(&db, &email, role, &hash, &ctx).await {
             Ok(_) => {
                 println!(
@@ -239,12 +256,7 @@ fn rotate_keys(data: &DataArgs, batch_size: usize) -> ExitCode {
         crypto::ensure_keys_in_use_are_loaded(&db, &keyring)
             .await
             .map_err(|e| e.to_string())?;
-        let ctx = AuditContext {
-            actor: "socmate keys rotate".to_owned(),
-            actor_role: "operator",
-            request_id: None,
-            client_addr: None,
-        };
+        let ctx = operator("socmate keys rotate");
         let report = crypto::rotation::rotate(&db, &keyring, &ctx, batch_size)
             .await
             .map_err(|e| e.to_string())?;
@@ -277,6 +289,82 @@ fn key_status(data: &DataArgs) -> ExitCode {
         );
         Ok(())
     })
+}
+
+fn set_password(data: &DataArgs, email: &str) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let hash = match read_password_hash() {
+        Ok(hash) => hash,
+        Err(message) => return fail(&message),
+    };
+    let email = email.trim().to_owned();
+    with_database(data, |db, _| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        let ctx = operator("socmate user passwd");
+        match accounts::store::set_password(&db, &email, &hash, &ctx).await {
+            Ok(true) => {
+                println!(
+                    "password of {} changed; their sessions ended",
+                    email.to_lowercase()
+                );
+                Ok(())
+            }
+            Ok(false) => Err(format!("no user with email {email}")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+fn remove_user(data: &DataArgs, email: &str) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let email = email.trim().to_owned();
+    with_database(data, |db, _| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        let ctx = operator("socmate user remove");
+        match accounts::store::remove_user(&db, &email, &ctx).await {
+            Ok(true) => {
+                println!("removed {}; their sessions ended", email.to_lowercase());
+                Ok(())
+            }
+            Ok(false) => Err(format!("no user with email {email}")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+}
+
+fn list_users(data: &DataArgs) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    with_database(data, |db, _| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        for (email, role) in accounts::store::list_users(&db)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            println!("{email}\t{role}");
+        }
+        Ok(())
+    })
+}
+
+/// Reads a new password from the first line of stdin and hashes it.
+fn read_password_hash() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+    drop(line);
+    accounts::hash_password(&password).map_err(|e| e.to_string())
+}
+
+/// The audit identity of a command run by the operator on the host.
+fn operator(command: &str) -> AuditContext {
+    AuditContext {
+        actor: command.to_owned(),
+        actor_role: "operator",
+        request_id: None,
+        client_addr: None,
+    }
 }
 
 /// Opens the configured database (PostgreSQL from SOCMATE_DATABASE_URL, else SQLite in the data

@@ -175,3 +175,80 @@ pub async fn end_session(db: &Db, token: &str, ctx: &AuditContext) -> Result<(),
         Ok::<_, StoreError>(())
     })
 }
+
+/// Replaces a user's password and ends their sessions, with a `user.password_reset` audit row,
+/// in one transaction. `false` when no user has this email.
+pub async fn set_password(
+    db: &Db,
+    email: &str,
+    password_hash: &str,
+    ctx: &AuditContext,
+) -> Result<bool, StoreError> {
+    let email = normalize_email(email);
+    in_write_tx!(db, |tx| {
+        let user: Option<(String,)> = sqlx::query_as(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE email = $3 RETURNING id",
+        )
+        .bind(password_hash)
+        .bind(Utc::now())
+        .bind(&email)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id,)) = user else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        audit_row!(
+            &mut *tx,
+            ctx,
+            "user.password_reset",
+            Some(id.as_str()),
+            "success",
+            None::<&str>
+        )?;
+        Ok::<_, StoreError>(true)
+    })
+}
+
+/// Removes a user and their sessions, with a `user.remove` audit row, in one transaction.
+/// `false` when no user has this email.
+pub async fn remove_user(db: &Db, email: &str, ctx: &AuditContext) -> Result<bool, StoreError> {
+    let email = normalize_email(email);
+    in_write_tx!(db, |tx| {
+        let user: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((id,)) = user else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        audit_row!(
+            &mut *tx,
+            ctx,
+            "user.remove",
+            Some(id.as_str()),
+            "success",
+            Some(email.as_str())
+        )?;
+        Ok::<_, StoreError>(true)
+    })
+}
+
+/// `(email, role)` of every user, by email.
+pub async fn list_users(db: &Db) -> Result<Vec<(String, String)>, StoreError> {
+    let sql = "SELECT email, role FROM users ORDER BY email";
+    Ok(with_db!(db, |pool| sqlx::query_as(sql)
+        .fetch_all(pool)
+        .await?))
+}

@@ -271,18 +271,22 @@ impl TestApp {
 
     /// Adds a console user through the real `socmate user add` (password on stdin).
     pub fn add_user(&self, email: &str, role: &str, password: &str) {
+        let out = self.user_command(&["add", "--email", email, "--role", role], password);
+        assert!(
+            out.status.success(),
+            "user add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs `socmate user <args>` on this app's store, with `stdin` as its input.
+    pub fn user_command(&self, args: &[&str], stdin: &str) -> std::process::Output {
         use std::io::Write as _;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_socmate"));
         command
-            .args([
-                "user",
-                "add",
-                "--email",
-                email,
-                "--role",
-                role,
-                "--data-dir",
-            ])
+            .arg("user")
+            .args(args)
+            .arg("--data-dir")
             .arg(self.data_dir.path())
             .env_remove("SOCMATE_DATABASE_URL")
             .stdin(std::process::Stdio::piped())
@@ -291,14 +295,9 @@ impl TestApp {
         if let Some(url) = &self.db_url {
             command.env("SOCMATE_DATABASE_URL", url);
         }
-        let mut child = command.spawn().expect("socmate user add starts");
-        writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password written");
-        let out = child.wait_with_output().expect("socmate user add runs");
-        assert!(
-            out.status.success(),
-            "user add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut child = command.spawn().expect("socmate user starts");
+        writeln!(child.stdin.take().expect("stdin"), "{stdin}").expect("stdin written");
+        child.wait_with_output().expect("socmate user runs")
     }
 
     /// Signs in through `POST /api/auth/login`.

@@ -407,3 +407,60 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
         .body;
     assert_eq!(log["entries"][0]["client_addr"], "127.0.0.1");
 }
+
+#[tokio::test]
+async fn a_password_reset_or_removal_ends_the_users_sessions() {
+    let app = app_with_users().await;
+    let cookie = session_cookie(&app.login("analyst@example.com", PASSWORD).await);
+    let new_password = "a brand new passphrase";
+
+    let out = app.user_command(&["passwd", "--email", "Analyst@example.com"], new_password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = with_cookie(&app, Method::GET, "/api/auth/me", &cookie, false, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old session ended");
+    let old = app.login("analyst@example.com", PASSWORD).await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let fresh = app.login("analyst@example.com", new_password).await;
+    assert_eq!(fresh.status(), StatusCode::OK);
+    let cookie = session_cookie(&fresh);
+
+    let listed = app.user_command(&["list"], "");
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout),
+        "admin@example.com\tadmin\nanalyst@example.com\tanalyst\n"
+    );
+
+    let out = app.user_command(&["remove", "--email", "analyst@example.com"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, _) = with_cookie(&app, Method::GET, "/api/auth/me", &cookie, false, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let gone = app.login("analyst@example.com", new_password).await;
+    assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
+    let missing = app.user_command(&["remove", "--email", "analyst@example.com"], "");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user with email"));
+
+    let log = app
+        .admin(Method::GET, "/api/admin/audit-log", None)
+        .await
+        .body;
+    let actions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| a.starts_with("user."))
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.remove", "user.password_reset", "user.add", "user.add"]
+    );
+}

@@ -73,6 +73,15 @@ enum KeysCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Declare a key lost for good: the secrets it encrypts stop blocking start-up and must be
+    /// re-entered by an admin (PATCH client_secret). Use only when no copy of the key exists.
+    Forget {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The key id, as `keys status` or the start-up error names it.
+        #[arg(long)]
+        key_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +167,9 @@ pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Status { data },
         } => key_status(&data),
+        Command::Keys {
+            command: KeysCommand::Forget { data, key_id },
+        } => forget_key(&data, &key_id),
         Command::Openapi => match crate::openapi::document().to_pretty_json() {
             Ok(json) => {
                 println!("{json}");
@@ -342,6 +354,30 @@ fn list_users(data: &DataArgs) -> ExitCode {
         {
             println!("{email}\t{role}");
         }
+        Ok(())
+    })
+}
+
+fn forget_key(data: &DataArgs, key_id: &str) -> ExitCode {
+    crate::telemetry::init(crate::config::LogFormat::Text);
+    let key_id = key_id.trim().to_owned();
+    with_database(data, |db, dir| async move {
+        db.migrate().await.map_err(|e| e.to_string())?;
+        let (keyring, _) = crypto::load_verified_keyring(&db, &Secrets::from_env(), &dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        if keyring.cipher(&key_id).is_some() {
+            return Err(format!(
+                "key id {key_id} is configured: it is not lost; rotate away from it instead"
+            ));
+        }
+        let ctx = operator("socmate keys forget");
+        let secrets = crypto::rotation::forget(&db, &key_id, &ctx)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "key id {key_id} forgotten: {secrets} stored secret(s) must be re-entered (PATCH client_secret)"
+        );
         Ok(())
     })
 }

@@ -3,7 +3,8 @@
 //! Each key gets a key-check value the first time it is seen: a constant encrypted under the key
 //! and bound to its id. Every later start must decrypt the value of each configured key that has
 //! one, at least one configured key must have one (on a non-empty database), and every key that
-//! still encrypts a stored secret must be configured. Otherwise `serve` refuses to start before
+//! still encrypts a stored secret must be configured (or declared lost with `socmate keys
+//! forget`). Otherwise `serve` refuses to start before
 //! opening its port: running on would only turn stored secrets into errors later.
 
 use std::collections::BTreeMap;
@@ -38,7 +39,8 @@ pub enum KeyCheckError {
     #[error(
         "key id {key_id} still encrypts {rows} stored secret(s) but is not configured; keep it \
          in SOCMATE_MASTER_KEYS (after the active key) until `socmate keys rotate` reports \
-         nothing remaining"
+         nothing remaining (if the key is lost for good: `socmate keys forget --key-id {key_id}`, \
+         then re-enter those secrets)"
     )]
     KeyInUse { key_id: String, rows: u64 },
     #[error(transparent)]
@@ -101,15 +103,25 @@ pub async fn load_verified_keyring(
     Ok((keyring, source))
 }
 
-/// Refuses a keyring that lacks a key still encrypting stored secrets (a key dropped too early).
+/// Refuses a keyring that lacks a key still encrypting stored secrets (a key dropped too early),
+/// unless the operator declared that key lost (`socmate keys forget`).
 pub async fn ensure_keys_in_use_are_loaded(
     db: &Db,
     keyring: &Keyring,
 ) -> Result<(), KeyCheckError> {
+    let lost = rotation::forgotten(db).await?;
     for (key_id, rows) in rotation::usage(db).await? {
-        if keyring.cipher(&key_id).is_none() {
+        if keyring.cipher(&key_id).is_some() {
+            continue;
+        }
+        if !lost.contains(&key_id) {
             return Err(KeyCheckError::KeyInUse { key_id, rows });
         }
+        tracing::warn!(
+            key_id,
+            secrets = rows,
+            "stored client secrets are encrypted under a forgotten key; re-enter them (PATCH client_secret)"
+        );
     }
     Ok(())
 }

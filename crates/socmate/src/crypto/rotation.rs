@@ -6,7 +6,7 @@
 //! is only overwritten if it still holds the ciphertext that was read (a secret rotated through
 //! the API meanwhile is newer, and already under the active key).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -37,8 +37,45 @@ pub async fn usage(db: &Db) -> Result<BTreeMap<String, u64>, StoreError> {
     Ok(counts)
 }
 
+/// Key ids the operator declared lost with `socmate keys forget`.
+pub async fn forgotten(db: &Db) -> Result<BTreeSet<String>, StoreError> {
+    let rows: Vec<(String,)> = with_db!(db, |pool| sqlx::query_as(
+        "SELECT key_id FROM forgotten_keys"
+    )
+    .fetch_all(pool)
+    .await?);
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Declares `key_id` lost: the secrets it encrypts stop blocking start-up and must be re-entered
+/// (they answer `credential_unreadable` until then). Returns how many secrets that is.
+pub async fn forget(db: &Db, key_id: &str, ctx: &AuditContext) -> Result<u64, StoreError> {
+    let secrets = usage(db).await?.get(key_id).copied().unwrap_or(0);
+    let detail = format!("{secrets} stored secret(s) must be re-entered");
+    in_write_tx!(db, |tx| {
+        sqlx::query(
+            "INSERT INTO forgotten_keys (key_id, forgotten_at) VALUES ($1, $2) \
+             ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(key_id)
+        .bind(chrono::Utc::now())
+        .execute(&mut *tx)
+        .await?;
+        audit_row!(
+            &mut *tx,
+            ctx,
+            "keys.forget",
+            Some(key_id),
+            "success",
+            Some(detail.as_str())
+        )?;
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(secrets)
+}
+
 /// Re-encrypts every stored secret that is not under the active key, `batch_size` rows per
-/// transaction.
+/// transaction. Secrets under forgotten keys are left for an admin to re-enter.
 pub async fn rotate(
     db: &Db,
     keyring: &Keyring,
@@ -46,6 +83,7 @@ pub async fn rotate(
     batch_size: usize,
 ) -> Result<RotationReport, StoreError> {
     let active_prefix = format!("v1:{}:", keyring.active_key_id());
+    let lost = forgotten(db).await?;
     let mut report = RotationReport::default();
     // Rows are visited in id order once each, so undecryptable rows cannot stall the loop.
     let mut after = String::new();
@@ -66,7 +104,8 @@ pub async fn rotate(
 
         let mut rewrap = Vec::new();
         for (id, envelope) in batch {
-            if envelope.starts_with(&active_prefix) {
+            let under_lost_key = envelope_key_id(&envelope).is_some_and(|k| lost.contains(k));
+            if envelope.starts_with(&active_prefix) || under_lost_key {
                 continue;
             }
             match keyring.decrypt_secret(&envelope, provider_secret_binding(&id)) {
@@ -130,7 +169,8 @@ pub struct KeyStatus {
 #[derive(Debug, Serialize)]
 pub struct KeyUsage {
     pub key_id: String,
-    /// `active`, `decrypt-only`, or `not configured` (a key still in use must be added back).
+    /// `active`, `decrypt-only`, `not configured` (a key still in use must be added back) or
+    /// `forgotten` (declared lost: its secrets must be re-entered).
     pub state: &'static str,
     /// Stored secrets encrypted under this key.
     pub secrets: u64,
@@ -138,6 +178,7 @@ pub struct KeyUsage {
 
 pub async fn status(db: &Db, keyring: &Keyring) -> Result<KeyStatus, StoreError> {
     let mut usage = usage(db).await?;
+    let lost = forgotten(db).await?;
     let mut keys: Vec<KeyUsage> = keyring
         .key_ids()
         .into_iter()
@@ -152,8 +193,12 @@ pub async fn status(db: &Db, keyring: &Keyring) -> Result<KeyStatus, StoreError>
         })
         .collect();
     keys.extend(usage.into_iter().map(|(key_id, secrets)| KeyUsage {
+        state: if lost.contains(&key_id) {
+            "forgotten"
+        } else {
+            "not configured"
+        },
         key_id,
-        state: "not configured",
         secrets,
     }));
     Ok(KeyStatus {

@@ -389,3 +389,79 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
         replica.kill();
     }
 }
+
+#[tokio::test]
+async fn a_lost_key_can_be_forgotten_and_its_secrets_entered_again() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["One", "Two"] {
+        ids.push(
+            app.create_provider(name).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    app.stop().await;
+    // Key 43 joined the ring (its check value is recorded), then key 42 was lost before
+    // `keys rotate` ran: only key 43 is left.
+    let (ok, _, err) = keys_command(
+        &app,
+        &format!("{},{}", master_key_b64(43), master_key_b64(42)),
+        &["status"],
+    );
+    assert!(ok, "{err}");
+    let survivor = master_key_b64(43);
+    assert!(matches!(
+        build_with_keys(&app, &survivor).await,
+        Err(StartupError::MasterKey(KeyCheckError::KeyInUse { .. }))
+    ));
+    let (ok, _, err) = keys_command(&app, &survivor, &["forget", "--key-id", &key_id(43)]);
+    assert!(!ok && err.contains("is configured"), "{err}");
+    let (ok, _, err) = keys_command(&app, &survivor, &["forget", "--key-id", &key_id(42)]);
+    assert!(ok, "{err}");
+    let (_, status, _) = keys_command(&app, &survivor, &["status"]);
+    assert_eq!(
+        status["keys"][1],
+        json!({"key_id": key_id(42), "state": "forgotten", "secrets": 2})
+    );
+
+    let server = build_with_keys(&app, &survivor)
+        .await
+        .expect("starts once the lost key is declared forgotten");
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(server.run(shutdown.clone()));
+    let test = |id: String| {
+        let (http, base, token) = (app.http.clone(), base.clone(), app.admin.clone());
+        async move {
+            http.post(format!("{base}{BASE}/{id}/test"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let unreadable = test(ids[0].clone()).await;
+    assert_eq!(unreadable["status"], "error");
+    assert_eq!(unreadable["checks"][0]["code"], "credential_unreadable");
+    // The admin enters the secret again: it is stored under the surviving key.
+    let patched = app
+        .http
+        .patch(format!("{base}{BASE}/{}", ids[0]))
+        .bearer_auth(&app.admin)
+        .json(&json!({"client_secret": crate::helpers::secret()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), reqwest::StatusCode::OK);
+    assert_eq!(test(ids[0].clone()).await["status"], "healthy");
+    shutdown.cancel();
+
+    let (ok, report, err) = keys_command(&app, &survivor, &["rotate"]);
+    assert!(ok, "secrets under a forgotten key are not failures: {err}");
+    assert_eq!(report, json!({"rewrapped": 0, "failed": 0, "remaining": 1}));
+}

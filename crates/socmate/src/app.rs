@@ -274,7 +274,8 @@ pub fn router(services: Services) -> Router {
         session,
         document,
     } = openapi::api();
-    let spec = Arc::new(serde_json::to_vec(&document).unwrap_or_default());
+    // Rendered once; each request shares the bytes.
+    let spec = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
     let admin = Router::new()
         .nest(
             mount(openapi::PROVIDERS, "/api/admin"),
@@ -314,12 +315,7 @@ pub fn router(services: Services) -> Router {
         .nest(mount(openapi::AUTH, "/api"), sign_in.with_state(accounts))
         .route(
             "/openapi.json",
-            get(move || async move {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    spec.as_ref().clone(),
-                )
-            }),
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec) }),
         )
         .merge(authenticated)
         .layer(SetResponseHeaderLayer::overriding(

@@ -43,7 +43,7 @@ pub struct Claims {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
-    #[error("missing bearer token: send 'Authorization: Bearer <token>'")]
+    #[error("not authenticated: send 'Authorization: Bearer <token>', or sign in to the console")]
     Missing,
     #[error("the bearer token has expired; issue a new one")]
     Expired,

@@ -213,26 +213,19 @@ pub async fn set_password(
     })
 }
 
-/// Removes a user and their sessions, with a `user.remove` audit row, in one transaction.
-/// `false` when no user has this email.
+/// Removes a user, with a `user.remove` audit row, in one transaction; their sessions go with
+/// them (`ON DELETE CASCADE`, enforced on both backends). `false` when no user has this email.
 pub async fn remove_user(db: &Db, email: &str, ctx: &AuditContext) -> Result<bool, StoreError> {
     let email = normalize_email(email);
     in_write_tx!(db, |tx| {
-        let user: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((id,)) = user else {
+        let removed: Option<(String,)> =
+            sqlx::query_as("DELETE FROM users WHERE email = $1 RETURNING id")
+                .bind(&email)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((id,)) = removed else {
             return Ok(false);
         };
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
         audit_row!(
             &mut *tx,
             ctx,

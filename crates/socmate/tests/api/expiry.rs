@@ -175,3 +175,27 @@ async fn an_unreadable_date_is_a_field_error() {
     }
     assert_eq!(app.list().await["total"], 0);
 }
+
+#[tokio::test]
+async fn the_test_endpoint_validates_the_whole_form_it_accepts() {
+    let app = spawn_app().await;
+    for (field, value) in [
+        ("name", json!("")),
+        ("client_secret_expires_at", json!("soon")),
+    ] {
+        let mut body = provider_body("Form");
+        body[field] = value;
+        let reply = app
+            .admin(Method::POST, &format!("{BASE}/test"), Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}");
+        assert_eq!(reply.body["errors"][0]["field"], field);
+    }
+    // Without a name, as the seed sends it, the test runs.
+    let mut body = provider_body("ignored");
+    body.as_object_mut().unwrap().remove("name");
+    let reply = app
+        .admin(Method::POST, &format!("{BASE}/test"), Some(body))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}

@@ -110,3 +110,27 @@ async fn the_request_id_reaches_azure_as_its_client_request_id() {
     assert!(!seen.is_empty());
     assert!(seen.iter().all(|r| r.client_request_id.is_none()));
 }
+
+#[tokio::test]
+async fn bad_query_parameters_and_cursors_are_problem_json_400s() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/incidents?bogus=1",
+        "/api/incidents?limit=many",
+        "/api/incidents?cursor=5",
+        "/api/siem/queries?cursor=%2B5",
+        "/api/admin/audit-log?cursor=-1",
+        "/api/investigations?cursor=",
+    ] {
+        let reply = app.admin(Method::GET, path, None).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            reply.headers["content-type"], "application/problem+json",
+            "{path}"
+        );
+        assert!(
+            reply.body["code"].as_str().unwrap().starts_with("invalid_"),
+            "{path}"
+        );
+    }
+}

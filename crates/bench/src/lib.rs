@@ -1,11 +1,11 @@
 //! Shared pieces of the benchmark harnesses: a release `socmate serve` in its own process,
 //! tokens for it, the emulator's demo identity, and peak RSS from `/proc`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde_json::{Value, json};
 use socmate::auth::{JwtKeys, Role};
 
@@ -24,12 +24,10 @@ pub struct Socmate {
 
 impl Socmate {
     /// Starts `binary` on a free port with a fresh data dir plus `envs`, and waits until it serves.
-    pub async fn start(binary: &Path, envs: &[(&str, String)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
+    pub async fn start(binary: &Path, envs: &[(&str, String)]) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir().context("cannot create a data dir")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
             .port();
         let mut command = Command::new(binary);
         command
@@ -42,27 +40,33 @@ impl Socmate {
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
             )
             .env("RUST_LOG", "warn")
+            // A benchmark measures the server, not its per-caller limits (one token drives it all).
+            .env("SOCMATE_WRITE_RATE", "100000000")
+            .env("SOCMATE_CONNECTION_TEST_RATE", "100000000")
             .stdout(Stdio::null());
         for (name, value) in envs {
             command.env(name, value);
         }
-        let child = command
-            .spawn()
-            .expect("start socmate (build it with --release first)");
+        let child = command.spawn().with_context(|| {
+            format!(
+                "cannot start {} (build it with --release first)",
+                binary.display()
+            )
+        })?;
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while reqwest::get(format!("{base}/healthz")).await.is_err() {
-            assert!(
+            anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(30),
-                "socmate did not start"
+                "socmate did not start within 30 s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self {
+        Ok(Self {
             child,
             base,
             _data: data,
-        }
+        })
     }
 
     /// The peak resident set size (`VmHWM`) of the server so far, in bytes.
@@ -85,11 +89,12 @@ impl Drop for Socmate {
     }
 }
 
-pub fn token(role: Role) -> String {
-    JwtKeys::from_secret(JWT_SECRET.as_bytes())
-        .unwrap()
-        .issue("bench@example.com", role, Duration::from_secs(7200))
-        .unwrap()
+pub fn token(role: Role) -> anyhow::Result<String> {
+    Ok(JwtKeys::from_secret(JWT_SECRET.as_bytes())?.issue(
+        "bench@example.com",
+        role,
+        Duration::from_secs(7200),
+    )?)
 }
 
 /// A provider on the emulator's demo identity.
@@ -111,7 +116,11 @@ pub fn azure_env(emulator_url: &str) -> Vec<(&'static str, String)> {
 }
 
 /// An access token from the emulator's Entra ID endpoint, for the plain-client baselines.
-pub async fn emulator_token(http: &reqwest::Client, emulator_url: &str, scope: &str) -> String {
+pub async fn emulator_token(
+    http: &reqwest::Client,
+    emulator_url: &str,
+    scope: &str,
+) -> anyhow::Result<String> {
     let body: Value = http
         .post(format!("{emulator_url}/{TENANT}/oauth2/v2.0/token"))
         .form(&[
@@ -121,25 +130,27 @@ pub async fn emulator_token(http: &reqwest::Client, emulator_url: &str, scope: &
             ("grant_type", "client_credentials"),
         ])
         .send()
-        .await
-        .unwrap()
+        .await?
         .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+        .await?;
+    Ok(body["access_token"]
+        .as_str()
+        .context("the emulator's token response has no access_token")?
+        .to_owned())
 }
 
 /// Creates the benchmark provider and returns its id.
-pub async fn create_provider(http: &reqwest::Client, base: &str) -> String {
+pub async fn create_provider(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let created: Value = http
         .post(format!("{base}/api/admin/siem-providers"))
-        .bearer_auth(token(Role::Admin))
+        .bearer_auth(token(Role::Admin)?)
         .json(&provider_body("Bench"))
         .send()
-        .await
-        .unwrap()
+        .await?
         .json()
-        .await
-        .unwrap();
-    created["id"].as_str().expect("provider created").to_owned()
+        .await?;
+    Ok(created["id"]
+        .as_str()
+        .with_context(|| format!("the benchmark provider was not created: {created}"))?
+        .to_owned())
 }

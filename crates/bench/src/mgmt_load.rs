@@ -7,13 +7,13 @@
 //! ./target/release/mgmt-load --seconds 10 --concurrency 32
 //! ./target/release/mgmt-load --database-url postgres://postgres@127.0.0.1/socmate_bench
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use clap::Parser;
 use socmate::auth::Role;
 use socmate_bench::Socmate;
@@ -53,20 +53,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let envs: Vec<(&str, String)> = args
         .database_url
         .iter()
         .map(|u| ("SOCMATE_DATABASE_URL", u.clone()))
         .collect();
-    let server = Socmate::start(&args.socmate, &envs).await;
+    let server = Socmate::start(&args.socmate, &envs).await?;
     let base = server.base.clone();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
-        .build()
-        .unwrap();
-    let token = socmate_bench::token(Role::Admin);
+        .build()?;
+    let token = socmate_bench::token(Role::Admin)?;
     let api = format!("{base}/api/admin/siem-providers");
     let mut ids = Vec::new();
     for i in 0..args.providers {
@@ -75,12 +74,15 @@ async fn main() {
             .bearer_auth(&token)
             .json(&body(&format!("seed-{i}")))
             .send()
-            .await
-            .unwrap()
+            .await?
             .json()
-            .await
-            .unwrap();
-        ids.push(created["id"].as_str().unwrap().to_owned());
+            .await?;
+        ids.push(
+            created["id"]
+                .as_str()
+                .context("the response lacks an expected field")?
+                .to_owned(),
+        );
     }
     let backend = if args.database_url.is_some() {
         "PostgreSQL"
@@ -108,6 +110,7 @@ async fn main() {
             ms(sorted.last().copied().unwrap_or_default()),
         );
     }
+    Ok(())
 }
 
 fn body(name: &str) -> serde_json::Value {

@@ -7,7 +7,6 @@
 //! cargo build --release --bin socmate --bin query-load
 //! ./target/release/query-load --rows 500000 --rounds 3
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -29,24 +28,23 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let emulator = RunningEmulator::start(EmulatorConfig::single_tenant(
         TENANT, CLIENT, SECRET, WORKSPACE,
     ))
-    .await
-    .unwrap();
-    let server = Socmate::start(&args.socmate, &azure_env(&emulator.url())).await;
+    .await?;
+    let server = Socmate::start(&args.socmate, &azure_env(&emulator.url())).await?;
     let base = server.base.clone();
     let http = reqwest::Client::new();
-    let token = socmate_bench::token(Role::Analyst);
-    socmate_bench::create_provider(&http, &base).await;
+    let token = socmate_bench::token(Role::Analyst)?;
+    socmate_bench::create_provider(&http, &base).await?;
     let la_token = emulator_token(
         &http,
         &emulator.url(),
         "https://api.loganalytics.io/.default",
     )
-    .await;
+    .await?;
     let query = format!("SyntheticRows | take {}", args.rows);
 
     let (mut raw_times, mut proxied_times) = (Vec::new(), Vec::new());
@@ -62,11 +60,9 @@ async fn main() {
             .header("Prefer", "wait=600,include-statistics=true")
             .json(&json!({"query": query, "timespan": "P1D"}))
             .send()
-            .await
-            .unwrap()
+            .await?
             .bytes()
-            .await
-            .unwrap();
+            .await?;
         raw_times.push(t.elapsed());
         raw_bytes = body.len();
         drop(body);
@@ -77,10 +73,13 @@ async fn main() {
             .bearer_auth(&token)
             .json(&json!({"query": query, "timespan": "P1D", "timeout_s": 600}))
             .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.bytes().await.unwrap();
+            .await?;
+        anyhow::ensure!(
+            response.status() == 200,
+            "socmate answered the query with {}",
+            response.status()
+        );
+        let body = response.bytes().await?;
         proxied_times.push(t.elapsed());
         proxied_bytes = body.len();
     }
@@ -117,4 +116,5 @@ async fn main() {
         hwm as f64 / 1048576.0,
         hwm as f64 / raw_bytes as f64
     );
+    Ok(())
 }

@@ -8,11 +8,11 @@
 //! ./target/release/sync-load --incidents 50000
 //! ./target/release/sync-load --incidents 50000 --database-url postgres://postgres@127.0.0.1:5432/socmate_sync_bench
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use azure_emulator::{EmulatorConfig, RunningEmulator, generate_incidents_for};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
@@ -31,7 +31,7 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut config = EmulatorConfig::single_tenant(TENANT, CLIENT, SECRET, WORKSPACE);
     let start = Utc::now() - chrono::Duration::days(6);
@@ -46,7 +46,7 @@ async fn main() {
     let alert_count = alerts.len();
     config.tenants[0].incidents = incidents;
     config.tenants[0].alerts = alerts;
-    let emulator = RunningEmulator::start(config).await.unwrap();
+    let emulator = RunningEmulator::start(config).await?;
     let http = reqwest::Client::new();
 
     // The floor: a plain client reading every page the same way.
@@ -55,7 +55,7 @@ async fn main() {
         &emulator.url(),
         "https://graph.microsoft.com/.default",
     )
-    .await;
+    .await?;
     let since = (Utc::now() - chrono::Duration::days(7)).to_rfc3339_opts(SecondsFormat::Secs, true);
     let t = Instant::now();
     let mut next = Some(format!(
@@ -68,11 +68,9 @@ async fn main() {
             .get(&url)
             .bearer_auth(&graph_token)
             .send()
-            .await
-            .unwrap()
+            .await?
             .json()
-            .await
-            .unwrap();
+            .await?;
         raw_count += page["value"].as_array().map_or(0, Vec::len);
         next = page["@odata.nextLink"].as_str().map(str::to_owned);
     }
@@ -83,20 +81,17 @@ async fn main() {
     if let Some(url) = &args.database_url {
         envs.push(("SOCMATE_DATABASE_URL", url.clone()));
     }
-    let server = Socmate::start(&args.socmate, &envs).await;
+    let server = Socmate::start(&args.socmate, &envs).await?;
     let base = server.base.clone();
-    let admin = socmate_bench::token(Role::Admin);
-    let provider = socmate_bench::create_provider(&http, &base).await;
+    let admin = socmate_bench::token(Role::Admin)?;
+    let provider = socmate_bench::create_provider(&http, &base).await?;
     let status_url = format!("{base}/api/admin/siem-providers/{provider}/sync");
     let t = Instant::now();
-    assert_eq!(
-        http.post(&status_url)
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        202
+    let started = http.post(&status_url).bearer_auth(&admin).send().await?;
+    anyhow::ensure!(
+        started.status() == 202,
+        "the sync did not start: {}",
+        started.status()
     );
     let status = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -104,18 +99,18 @@ async fn main() {
             .get(&status_url)
             .bearer_auth(&admin)
             .send()
-            .await
-            .unwrap()
+            .await?
             .json()
-            .await
-            .unwrap();
+            .await?;
         if status["state"] == "idle" && status["last_finished_at"].is_string() {
             break status;
         }
     };
     let took = t.elapsed();
-    assert_eq!(status["last_error"], Value::Null, "{status}");
-    let fetched = status["fetched"].as_f64().unwrap();
+    anyhow::ensure!(status["last_error"].is_null(), "the sync failed: {status}");
+    let fetched = status["fetched"]
+        .as_f64()
+        .context("the response lacks an expected number")?;
     let backend = if args.database_url.is_some() {
         "PostgreSQL"
     } else {
@@ -136,4 +131,5 @@ async fn main() {
         "socmate peak RSS (VmHWM): {:.1} MiB",
         server.peak_rss_bytes() as f64 / 1048576.0
     );
+    Ok(())
 }

@@ -167,8 +167,8 @@ pub struct ConnectionTestResult {
 #[serde(deny_unknown_fields)]
 #[schema(description = "A provider to create (or, for the test endpoint, credentials to try).")]
 pub struct ConnectionBody {
-    /// A label such as "Production Sentinel". Required to create; accepted (and ignored) by the
-    /// test endpoint, so a form can send itself whole.
+    /// A label such as "Production Sentinel". Required to create; the test endpoint checks it
+    /// when sent but does not use it, so a form can send itself whole.
     #[schema(
         min_length = 1,
         max_length = 200,
@@ -196,8 +196,8 @@ pub struct ConnectionBody {
     pub cloud: Option<String>,
     /// Sync incidents even when this provider is not the default.
     pub sync_incidents: Option<bool>,
-    /// When the secret expires: a date (`YYYY-MM-DD`) or an RFC 3339 time (accepted and
-    /// ignored by the test endpoint).
+    /// When the secret expires: a date (`YYYY-MM-DD`) or an RFC 3339 time (the test endpoint
+    /// checks it when sent but does not use it).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub client_secret_expires_at: Option<String>,
 }

@@ -235,9 +235,6 @@ fn add_error_responses(api: &mut OpenApi) {
                 ));
                 errors.push(("504", "The query did not finish in time"));
             }
-            if safe && !admin && !public {
-                errors.push(("422", "Invalid query parameters"));
-            }
             for (status, description) in errors {
                 operation
                     .responses

@@ -2,7 +2,7 @@
 //! `GET /v1.0/security/alerts_v2[/{id}]` with Graph's auth errors, application-role checks,
 //! OData paging (`$top`, `$skip`, absolute `@odata.nextLink`), `$filter` on datetimes and
 //! enums, `$orderby`, `$count` and `$expand=alerts`, using the real error bodies
-//! (`shared/fixtures/azure/graph-error-*.json`).
+//! (`fixtures/graph-error-*.json`).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

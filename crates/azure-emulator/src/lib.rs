@@ -1,5 +1,5 @@
 //! Local stand-in for the three Microsoft cloud APIs SoCMate talks to, speaking their real wire
-//! formats (see `shared/research/azure-wire-formats.md` and `shared/fixtures/azure/`):
+//! formats (see `docs/azure/wire-formats.md` and `crates/azure-emulator/fixtures/`):
 //!
 //! 1. Entra ID v2 token endpoint, client credentials: `POST /{tenant}/oauth2/v2.0/token`
 //! 2. Log Analytics query API: `POST|GET /v1/workspaces/{workspaceId}/query`, answering canned

@@ -1,5 +1,5 @@
 //! Log Analytics query API (`/v1/workspaces/{workspaceId}/query`), with the real check order and
-//! error envelopes (`shared/fixtures/azure/la-*.json`): authentication, audience, workspace,
+//! error envelopes (`fixtures/la-*.json`): authentication, audience, workspace,
 //! `Data.Read` role, workspace RBAC, then the body (JSON, `query`, `timespan`), then the query.
 //!
 //! Queries are answered, in this order, from canned responses (exact text after trimming),
@@ -17,7 +17,7 @@
 //! **`Prefer`**: `include-statistics=true` adds `statistics`, `include-render=true` adds
 //! `render`, and `wait=N` (seconds, default 180, at most 600) is the server timeout: when an
 //! injected `Delay` fault would make the answer take `N` seconds or more, the emulator answers
-//! 504 `GatewayTimeout` after `N` seconds (research §2.6).
+//! 504 `GatewayTimeout` after `N` seconds (docs/azure/wire-formats.md §2.6).
 //!
 //! **`timespan`** (body or query string): must be an ISO 8601 duration or interval (see
 //! [`crate::timespan`]); otherwise 400 `BadArgumentError` → `InvalidTimespan`.
@@ -298,7 +298,7 @@ pub(crate) fn body_too_large(limit: usize) -> Response {
     )
 }
 
-/// 504 sent when the query would outlast the server timeout (research §2.6).
+/// 504 sent when the query would outlast the server timeout (docs/azure/wire-formats.md §2.6).
 pub(crate) fn gateway_timeout() -> Response {
     la_json(
         StatusCode::GATEWAY_TIMEOUT,

@@ -2,7 +2,7 @@
 //! `range` results are written straight into byte buffers, and big ones are streamed to the
 //! client chunk by chunk. That lets tests exercise SoCMate with result sets of realistic size
 //! (hundreds of MB) and every Log Analytics column type, encoded the way the real service does
-//! (`shared/fixtures/azure/la-query-response-all-types.json`, `la-query-response-nan-inf.json`).
+//! (`fixtures/la-query-response-all-types.json`, `la-query-response-nan-inf.json`).
 //!
 //! `SyntheticRows` columns (row `i`, 0-based; the values are a pure function of `i`):
 //!
@@ -38,7 +38,7 @@ const PIPE_BYTES: usize = 256 * 1024;
 const SYNTHETIC_EPOCH_SECS: i64 = 1_793_491_200;
 
 /// The `error` object of a partial result, exactly as in
-/// `shared/fixtures/azure/la-query-response-partial-error.json`.
+/// `fixtures/la-query-response-partial-error.json`.
 pub(crate) const PARTIAL_ERROR: &str = r#"{"code":"PartialError","message":"There were some errors when processing your query.","details":[{"code":"EngineError","message":"Something went wrong processing your query on the server.","innererror":{"code":"-2133196797","message":"The results of this query exceed the set limit of 1 records.","severity":2,"severityName":"Error"}}]}"#;
 
 const SYNTHETIC_COLUMNS: [(&str, &str); 10] = [

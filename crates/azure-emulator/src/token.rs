@@ -1,6 +1,6 @@
 //! Entra ID v2 token endpoint, client-credentials grant only
 //! (`POST /{tenant}/oauth2/v2.0/token`), with the real success and AADSTS error bodies
-//! (`shared/fixtures/azure/aad-token-*.json`) so the client's token cache and error
+//! (`fixtures/aad-token-*.json`) so the client's token cache and error
 //! classification can be tested. Request bodies carry secrets and are never logged.
 
 use std::collections::HashMap;

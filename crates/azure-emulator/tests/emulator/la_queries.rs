@@ -309,7 +309,7 @@ async fn unknown_table_is_a_semantic_error() {
     let emu = start().await;
     let (s, b) = la(&emu, q("Appquests | take 10"), None).await;
     assert_eq!(s, 400);
-    // Exactly shared/fixtures/azure/la-error-400-semantic-reconstructed.json.
+    // Exactly fixtures/la-error-400-semantic-reconstructed.json.
     assert_eq!(
         json(&b),
         json!({"error": {

@@ -162,7 +162,7 @@ mod tests {
             "graph-incidents-list-expand-alerts-docs.json",
         ] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/azure")
+                .join("../azure-emulator/fixtures")
                 .join(fixture);
             let page: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             for incident in page["value"].as_array().unwrap() {

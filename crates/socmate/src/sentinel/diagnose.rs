@@ -205,12 +205,12 @@ mod tests {
     use super::*;
     use crate::sentinel::token::rejection;
 
-    /// The real Entra ID error payloads in `shared/fixtures/azure`, with the HTTP status each
+    /// The real Entra ID error payloads in `crates/azure-emulator/fixtures`, with the HTTP status each
     /// comes with.
     #[test]
     fn each_aadsts_fixture_maps_to_its_code() {
         let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/azure");
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../azure-emulator/fixtures");
         let cases = [
             (
                 "aad-token-error-90002-invalid-tenant.json",
@@ -245,7 +245,7 @@ mod tests {
         ];
         for (file, status, code) in cases {
             let body = std::fs::read(dir.join(file))
-                .unwrap_or_else(|e| panic!("fixture {file} must be readable beside the repo: {e}"));
+                .unwrap_or_else(|e| panic!("fixture {file} must be readable in crates/azure-emulator/fixtures: {e}"));
             let error = rejection(status, &body);
             assert!(error.correlation_id().is_some(), "{file}");
             let d = token_failure(&error, "tenant", "client", "login.microsoftonline.com", 5.0);
@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn log_analytics_and_graph_fixtures_map_to_their_codes() {
         let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/azure");
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../azure-emulator/fixtures");
         let read = |file: &str| {
             ErrorEnvelope::parse(
                 &std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}")),

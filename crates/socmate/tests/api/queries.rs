@@ -13,7 +13,7 @@ pub const SECOND_WORKSPACE: &str = "d00dfeed-0000-4000-8000-0000000000aa";
 
 fn fixture(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/azure")
+        .join("../azure-emulator/fixtures")
         .join(name);
     serde_json::from_slice(
         &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),

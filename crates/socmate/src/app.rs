@@ -31,7 +31,7 @@ use crate::openapi::{self, ApiRouters};
 use crate::providers::Providers;
 use crate::queries::Queries;
 use crate::rate_limit::RateLimiter;
-use crate::sentinel::Sentinel;
+use crate::siem::Registry;
 use crate::store::{DatabaseLocation, Db, StoreError};
 
 /// Request bodies above this size are refused with 413.
@@ -94,6 +94,17 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
+        let registry = crate::provider_types::registry(&settings.endpoints)?;
+        Self::build_with_registry(settings, listener, registry).await
+    }
+
+    /// Like [`build_with_listener`](Self::build_with_listener) with the provider types given
+    /// (tests add a second type through the public seam).
+    pub async fn build_with_registry(
+        settings: Settings,
+        listener: TcpListener,
+        registry: Registry,
+    ) -> Result<Self, StartupError> {
         create_data_dir(&settings.data_dir)?;
         let db = match &settings.secrets.database_url {
             Some(url) => Db::connect(DatabaseLocation::Url(url)).await?,
@@ -127,11 +138,10 @@ impl Application {
             settings.secrets.jwt_secret.as_ref(),
             &settings.data_dir,
         )?);
-        let sentinel = Arc::new(Sentinel::new(settings.endpoints.clone())?);
         let providers = Providers {
             db: db.clone(),
             keyring: Arc::new(keyring),
-            sentinel,
+            registry: Arc::new(registry),
             test_budget: settings.connection_test_budget,
             changed: Arc::default(),
             test_limiter: Arc::new(RateLimiter::per_minute(settings.connection_test_rate)),
@@ -273,7 +283,7 @@ pub fn router(services: Services) -> Router {
         sign_in,
         session,
         document,
-    } = openapi::api();
+    } = openapi::api(&providers.registry);
     // Rendered once; each request shares the bytes.
     let spec = axum::body::Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
     let admin = Router::new()

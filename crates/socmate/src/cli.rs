@@ -170,12 +170,15 @@ pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Forget { data, key_id },
         } => forget_key(&data, &key_id),
-        Command::Openapi => match crate::openapi::document().to_pretty_json() {
-            Ok(json) => {
-                println!("{json}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&format!("cannot render the OpenAPI document: {e}")),
+        Command::Openapi => match crate::provider_types::registry(&Default::default()) {
+            Ok(registry) => match crate::openapi::document(&registry).to_pretty_json() {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("cannot render the OpenAPI document: {e}")),
+            },
+            Err(e) => fail(&format!("cannot set up the provider types: {e}")),
         },
         Command::User {
             command: UserCommand::Add { data, email, role },

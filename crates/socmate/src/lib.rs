@@ -1,8 +1,10 @@
 //! SoCMate SIEM gateway.
 //!
-//! Capabilities live in their own modules (`providers`, `sentinel`, `crypto`, `auth`), each
-//! owning its logic and storage; `http` holds the shared web plumbing and `app` wires them into
-//! one router. Handlers stay thin so tests can drive the plain functions underneath.
+//! Capabilities live in their own modules (`providers`, `queries`, `incidents`, `crypto`,
+//! `auth`, …), each owning its logic and storage; `http` holds the shared web plumbing and `app`
+//! wires them into one router. Handlers stay thin so tests can drive the plain functions
+//! underneath. The core speaks to SIEM products only through the `siem` seam; each provider type
+//! lives in its own module (`sentinel`) and is registered in `provider_types`.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod incidents;
 pub mod investigations;
 pub mod metrics;
 pub mod openapi;
+pub mod provider_types;
 pub mod providers;
 pub mod queries;
 pub mod rate_limit;

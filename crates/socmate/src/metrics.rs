@@ -82,7 +82,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     response
 }
 
-/// One outbound call to Azure: `outcome` is the HTTP status class or `timeout`/`unreachable`.
+/// One outbound call to a SIEM: `outcome` is the HTTP status class or `timeout`/`unreachable`.
 pub fn outbound(host: &str, outcome: &'static str, seconds: f64) {
     metrics::counter!("socmate_outbound_requests_total", "host" => host.to_owned(), "outcome" => outcome).increment(1);
     metrics::histogram!("socmate_outbound_request_duration_seconds", "host" => host.to_owned())

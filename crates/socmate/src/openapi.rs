@@ -17,6 +17,7 @@ use crate::accounts::Accounts;
 use crate::http::{FieldError, Problem};
 use crate::incidents::IncidentSync;
 use crate::queries::Queries;
+use crate::siem::Registry;
 use crate::store::Db;
 
 /// Where each capability is mounted; `app::router` nests the routers at the same places.
@@ -40,7 +41,9 @@ pub struct ApiRouters {
     pub document: OpenApi,
 }
 
-pub fn api() -> ApiRouters {
+/// The routers, and the document describing them with the connection fields of each provider
+/// type in `registry`.
+pub fn api(registry: &Registry) -> ApiRouters {
     let mut document = base();
     let mut take = |prefix: &str, api: OpenApi| {
         let nested = std::mem::take(&mut document).nest(prefix, api);
@@ -62,7 +65,7 @@ pub fn api() -> ApiRouters {
     take(AUTH, api);
     let (session, api) = crate::accounts::session_routes().split_for_parts();
     take(AUTH, api);
-    require_provider_fields(&mut document);
+    add_provider_type_fields(&mut document, registry);
     add_error_responses(&mut document);
     ApiRouters {
         providers,
@@ -78,8 +81,8 @@ pub fn api() -> ApiRouters {
 }
 
 /// The document alone (`socmate openapi`, `GET /api/openapi.json`).
-pub fn document() -> OpenApi {
-    api().document
+pub fn document(registry: &Registry) -> OpenApi {
+    api(registry).document
 }
 
 fn base() -> OpenApi {
@@ -88,8 +91,7 @@ fn base() -> OpenApi {
             .title("SoCMate API")
             .version(env!("CARGO_PKG_VERSION"))
             .description(Some(
-                "SIEM gateway: Microsoft Sentinel providers, KQL queries, investigations and \
-                 incident sync. Errors are RFC 9457 problem details (`application/problem+json`) \
+                "SIEM gateway: SIEM providers, queries, investigations and incident sync. Errors are RFC 9457 problem details (`application/problem+json`) \
                  with a stable `code`. Authenticate with a bearer token (`socmate token issue`) \
                  or, in the console, the session cookie from `POST /api/auth/login` (state-changing \
                  cookie requests must send `X-Requested-With: SoCMate`). `/api/admin/*` requires \
@@ -137,30 +139,70 @@ fn base() -> OpenApi {
     api
 }
 
-/// `ConnectionBody` serves both the test endpoint (name optional) and create (name required);
-/// serde cannot say which fields validation requires, so the document says it here.
-fn require_provider_fields(api: &mut OpenApi) {
+/// The provider bodies and the provider resource carry each provider type's connection fields,
+/// which serde cannot describe (bodies are read field by field): each type's field schemas are
+/// merged into the neutral ones here. `ConnectionBody` serves the test endpoint (name optional),
+/// `NewProvider` the create endpoint (name required); with several types each body is a `oneOf`
+/// of one object per type.
+fn add_provider_type_fields(api: &mut OpenApi, registry: &Registry) {
     let Some(components) = api.components.as_mut() else {
         return;
     };
-    let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut("ConnectionBody") else {
+    let object = |schemas: &utoipa::openapi::Components, name: &str| match schemas.schemas.get(name)
+    {
+        Some(RefOr::T(Schema::Object(object))) => Some(object.clone()),
+        _ => None,
+    };
+    let (Some(test), Some(update)) = (
+        object(components, "ConnectionBody"),
+        object(components, "UpdateBody"),
+    ) else {
         return;
     };
-    body.required.push("client_secret".to_owned());
-    let mut create = body.clone();
-    create.required.insert(0, "name".to_owned());
-    // Required to create, so not nullable either.
-    if let Some(RefOr::T(Schema::Object(name))) = create.properties.get_mut("name") {
-        name.schema_type = SchemaType::Type(Type::String);
+    let mut tests = Vec::new();
+    let mut creates = Vec::new();
+    let mut updates = Vec::new();
+    for kind in registry.kinds() {
+        let (fields, changes) = kind.connection_schemas();
+        let mut test = merged(&test, &fields);
+        if let Some(RefOr::T(Schema::Object(provider_type))) =
+            test.properties.get_mut("provider_type")
+        {
+            provider_type.enum_values = Some(vec![kind.provider_type().into()]);
+        }
+        let mut create = test.clone();
+        create.required.insert(0, "name".to_owned());
+        // Required to create, so not nullable either.
+        if let Some(RefOr::T(Schema::Object(name))) = create.properties.get_mut("name") {
+            name.schema_type = SchemaType::Type(Type::String);
+        }
+        create.description = Some("A provider to create.".to_owned());
+        if let Some(RefOr::T(Schema::Object(provider))) = components.schemas.get_mut("Provider")
+            && let RefOr::T(Schema::Object(fields)) = &fields
+        {
+            for (name, schema) in &fields.properties {
+                provider
+                    .properties
+                    .entry(name.clone())
+                    .or_insert_with(|| schema.clone());
+            }
+        }
+        tests.push(test);
+        creates.push(create);
+        updates.push(merged(&update, &changes));
     }
-    create.description = Some("A provider to create.".to_owned());
-    components
-        .schemas
-        .insert("NewProvider".to_owned(), RefOr::T(Schema::Object(create)));
+    for (name, objects) in [
+        ("ConnectionBody", tests),
+        ("NewProvider", creates),
+        ("UpdateBody", updates),
+    ] {
+        let schema = one_of(objects);
+        components.schemas.insert(name.to_owned(), schema);
+    }
     let create_op = api
         .paths
         .paths
-        .get_mut(PROVIDERS)
+        .get_mut(crate::openapi::PROVIDERS)
         .and_then(|item| item.post.as_mut());
     if let Some(body) = create_op.and_then(|op| op.request_body.as_mut()) {
         for content in body.content.values_mut() {
@@ -169,6 +211,35 @@ fn require_provider_fields(api: &mut OpenApi) {
             )));
         }
     }
+}
+
+/// `base` with the properties and required fields of `fields` (an object schema) added.
+fn merged(
+    base: &utoipa::openapi::schema::Object,
+    fields: &RefOr<Schema>,
+) -> utoipa::openapi::schema::Object {
+    let mut object = base.clone();
+    if let RefOr::T(Schema::Object(fields)) = fields {
+        for (name, schema) in &fields.properties {
+            object.properties.insert(name.clone(), schema.clone());
+        }
+        object.required.extend(fields.required.iter().cloned());
+    }
+    object
+}
+
+fn one_of(mut objects: Vec<utoipa::openapi::schema::Object>) -> RefOr<Schema> {
+    if objects.len() == 1
+        && let Some(object) = objects.pop()
+    {
+        return RefOr::T(Schema::Object(object));
+    }
+    let mut one_of = utoipa::openapi::schema::OneOf::new();
+    one_of.items = objects
+        .into_iter()
+        .map(|o| RefOr::T(Schema::Object(o)))
+        .collect();
+    RefOr::T(Schema::OneOf(one_of))
 }
 
 /// Adds the error answers every operation can give (problem+json), so clients and schema

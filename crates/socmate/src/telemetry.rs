@@ -22,17 +22,18 @@ tokio::task_local! {
 }
 
 /// Makes the request id available to outbound calls made while serving the request, so one id
-/// ties our log line, our response and Azure's own logs together.
+/// ties our log line, our response and the SIEM's own logs together.
 pub async fn scope_request_id(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    // Azure expects a GUID; an arbitrary id a client sent is kept out of outbound headers.
+    // Only a GUID is passed on (SIEM request-id headers expect one); an arbitrary id a client sent
+    // is kept out of outbound headers.
     let id = request
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| crate::providers::validate::is_guid(v))
+        .filter(|v| crate::siem::fields::is_guid(v))
         .map(str::to_owned);
     match id {
         Some(id) => REQUEST_ID.scope(id, next.run(request)).await,

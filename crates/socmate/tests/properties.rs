@@ -6,8 +6,9 @@ use proptest::prelude::*;
 use secrecy::{ExposeSecret as _, SecretString};
 use socmate::crypto::{Keyring, MasterKey, envelope_key_id, provider_secret_binding};
 use socmate::id::ResourceId;
-use socmate::providers::validate::{is_domain, is_guid};
 use socmate::sentinel::cloud::join_segments;
+use socmate::sentinel::connection::is_domain;
+use socmate::siem::fields::is_guid;
 use url::Url;
 
 /// Strings an attacker would try in an id: separators, traversal, escapes, credentials, CR/LF,

@@ -24,7 +24,8 @@ pub struct ApiError {
     detail: String,
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
-    upstream: Option<serde_json::Value>,
+    /// Boxed: rarely present, and it would make every `Result<_, ApiError>` large.
+    upstream: Option<Box<serde_json::Value>>,
 }
 
 /// RFC 9457 problem details, with a stable `code` for programs.
@@ -61,7 +62,7 @@ impl ApiError {
         }
     }
 
-    pub fn with_upstream(mut self, upstream: serde_json::Value) -> Self {
+    pub fn with_upstream(mut self, upstream: Box<serde_json::Value>) -> Self {
         self.upstream = Some(upstream).filter(|v| !v.is_null());
         self
     }
@@ -170,7 +171,7 @@ impl IntoResponse for ApiError {
             detail: &self.detail,
             code: self.code,
             errors: &self.errors,
-            upstream: self.upstream.as_ref(),
+            upstream: self.upstream.as_deref(),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();

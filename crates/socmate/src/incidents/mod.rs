@@ -1,10 +1,9 @@
-//! Incident sync from Microsoft Graph into the local store, and the incidents API.
+//! Incident sync from the providers' SIEMs into the local store, and the incidents API.
 //!
 //! `sync` runs the engine and the scheduler, `store` holds incidents, alerts, sync state and
-//! leases, `model` maps Graph's records, `routes` serves `/api/incidents` and the admin sync
-//! trigger and status.
+//! leases, `routes` serves `/api/incidents` and the admin sync trigger and status. Each provider
+//! type maps its SIEM's records into [`crate::siem::Incident`]s.
 
-pub mod model;
 mod routes;
 pub mod store;
 pub mod sync;

@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::nanos;
 use super::store::{self, IncidentFilter, IncidentRow};
 use super::sync::IncidentSync;
 use crate::http::{ApiError, AppQuery, page};
+use crate::siem::incidents::nanos;
 
 pub fn router() -> OpenApiRouter<IncidentSync> {
     OpenApiRouter::new()
@@ -39,9 +39,10 @@ struct ListQuery {
     /// `next_cursor` of the previous page.
     #[param(pattern = r"^-?[0-9]{1,19}\.[0-9a-f]{24}$")]
     cursor: Option<String>,
-    /// Graph status: active, inProgress, resolved, redirected (merged incidents show only here).
+    /// Status as the SIEM reports it (e.g. active, inProgress, resolved); merged incidents show
+    /// only under `redirected`.
     status: Option<String>,
-    /// Graph severity: informational, low, medium, high.
+    /// Severity as the SIEM reports it (e.g. informational, low, medium, high).
     severity: Option<String>,
     /// Only incidents seen through this provider.
     provider_id: Option<String>,
@@ -52,8 +53,8 @@ struct ListQuery {
 
 #[derive(Serialize, ToSchema)]
 struct IncidentList {
-    /// Microsoft Graph incidents as Graph sent them, plus `id` (ours), `tenant_id` and
-    /// `external_id` (Graph's id).
+    /// Incidents as their SIEM sent them (snake_case fields), plus `id` (ours) and
+    /// `external_id` (the SIEM's id).
     #[schema(value_type = Vec<Object>)]
     incidents: Vec<Value>,
     total: i64,
@@ -66,14 +67,13 @@ struct SyncStarted {
 }
 
 fn render(row: &IncidentRow) -> Value {
-    let mut data = serde_json::from_str::<Value>(&row.data)
-        .unwrap_or_else(|_| Value::Object(Default::default()));
-    if let Some(object) = data.as_object_mut() {
-        object.insert("id".into(), Value::String(row.id.clone()));
-        object.insert("tenant_id".into(), Value::String(row.tenant_id.clone()));
-        object.insert("external_id".into(), Value::String(row.external_id.clone()));
+    let mut incident = serde_json::Map::new();
+    incident.insert("id".into(), Value::String(row.id.clone()));
+    incident.insert("external_id".into(), Value::String(row.external_id.clone()));
+    if let Ok(Value::Object(data)) = serde_json::from_str::<Value>(&row.data) {
+        incident.extend(data);
     }
-    data
+    Value::Object(incident)
 }
 
 /// List synced incidents, newest update first.
@@ -137,7 +137,7 @@ async fn list(
 
 /// One incident with its alerts and the providers that saw it.
 #[utoipa::path(get, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Incident id (ours)")),
-    responses((status = 200, description = "The incident as Graph sent it, plus `alerts` and `provider_ids`", body = Object)))]
+    responses((status = 200, description = "The incident as its SIEM sent it, plus `alerts` and `provider_ids`", body = Object)))]
 async fn detail(
     State(sync): State<IncidentSync>,
     Path(id): Path<String>,
@@ -146,7 +146,7 @@ async fn detail(
         .await?
         .ok_or_else(|| ApiError::not_found("no incident with this id"))?;
     let mut incident = render(&row);
-    let alerts: Vec<Value> = store::incident_alerts(sync.db(), &row.tenant_id, &row.external_id)
+    let alerts: Vec<Value> = store::incident_alerts(sync.db(), &row.scope, &row.external_id)
         .await?
         .iter()
         .filter_map(|a| serde_json::from_str(a).ok())

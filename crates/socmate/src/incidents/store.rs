@@ -1,4 +1,5 @@
 //! Incidents, their alerts, which providers saw them, and each provider's sync state and lease.
+//! Incidents and alerts are unique per `(scope, external id)`: see [`crate::siem::incidents`].
 //!
 //! Every page is written in one transaction that first renews the caller's lease *fenced by its
 //! generation*: a replica that paused past its lease and lost it gets zero rows back and rolls
@@ -7,9 +8,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::model::{MappedIncident, nanos};
 use crate::id::ResourceId;
 use crate::providers::model::timestamp;
+use crate::siem::Incident;
+use crate::siem::incidents::nanos;
 use crate::store::{Db, StoreError, in_write_tx, with_db};
 
 /// Lease lifetime; renewed with every page.
@@ -95,8 +97,8 @@ pub struct PageCounts {
 pub async fn commit_page(
     db: &Db,
     lease: &Lease,
-    tenant_id: &str,
-    incidents: &[MappedIncident],
+    scope: &str,
+    incidents: &[Incident],
 ) -> Result<PageCounts, SyncStoreError> {
     let expires = now_ns() + LEASE_TTL_SECS * 1_000_000_000;
     let now = Utc::now();
@@ -116,22 +118,23 @@ pub async fn commit_page(
         let mut counts = PageCounts::default();
         for incident in incidents {
             counts.fetched += 1;
-            let existing: Option<(String, i64)> =
-                sqlx::query_as("SELECT id, last_update_ns FROM incidents WHERE tenant_id = $1 AND external_id = $2")
-                    .bind(tenant_id)
-                    .bind(&incident.external_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let existing: Option<(String, i64)> = sqlx::query_as(
+                "SELECT id, last_update_ns FROM incidents WHERE scope = $1 AND external_id = $2",
+            )
+            .bind(scope)
+            .bind(&incident.external_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             let update_ns = nanos(incident.last_update);
             let id = match existing {
                 None => {
                     let id = ResourceId::generate().to_string();
                     sqlx::query(
-                        "INSERT INTO incidents (id, tenant_id, external_id, status, severity, last_update_ns, created_ns, data, first_synced_at) \
+                        "INSERT INTO incidents (id, scope, external_id, status, severity, last_update_ns, created_ns, data, first_synced_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(&id)
-                    .bind(tenant_id)
+                    .bind(scope)
                     .bind(&incident.external_id)
                     .bind(&incident.status)
                     .bind(&incident.severity)
@@ -170,12 +173,12 @@ pub async fn commit_page(
                 .await?;
             for alert in &incident.alerts {
                 sqlx::query(
-                    "INSERT INTO incident_alerts (tenant_id, external_id, incident_external_id, last_update_ns, data) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, external_id) DO UPDATE SET \
+                    "INSERT INTO incident_alerts (scope, external_id, incident_external_id, last_update_ns, data) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, external_id) DO UPDATE SET \
                      incident_external_id = excluded.incident_external_id, last_update_ns = excluded.last_update_ns, data = excluded.data \
                      WHERE excluded.last_update_ns >= incident_alerts.last_update_ns",
                 )
-                .bind(tenant_id)
+                .bind(scope)
                 .bind(&alert.external_id)
                 .bind(&incident.external_id)
                 .bind(nanos(alert.last_update))
@@ -357,7 +360,7 @@ pub struct IncidentFilter {
 #[derive(sqlx::FromRow)]
 pub struct IncidentRow {
     pub id: String,
-    pub tenant_id: String,
+    pub scope: String,
     pub external_id: String,
     pub last_update_ns: i64,
     pub data: String,
@@ -381,7 +384,7 @@ pub async fn list_incidents(
 ) -> Result<(Vec<IncidentRow>, i64), StoreError> {
     let (before_ns, before_id) = f.before.clone().unzip();
     let page_sql = concat!(
-        "SELECT id, tenant_id, external_id, last_update_ns, data FROM incidents WHERE ",
+        "SELECT id, scope, external_id, last_update_ns, data FROM incidents WHERE ",
         incident_filters!(),
         " AND ($5 IS NULL OR last_update_ns < $5 OR (last_update_ns = $5 AND id < $6)) \
          ORDER BY last_update_ns DESC, id DESC LIMIT $7"
@@ -412,8 +415,7 @@ pub async fn list_incidents(
 }
 
 pub async fn get_incident(db: &Db, id: &str) -> Result<Option<IncidentRow>, StoreError> {
-    let sql =
-        "SELECT id, tenant_id, external_id, last_update_ns, data FROM incidents WHERE id = $1";
+    let sql = "SELECT id, scope, external_id, last_update_ns, data FROM incidents WHERE id = $1";
     Ok(with_db!(db, |pool| sqlx::query_as(sql)
         .bind(id)
         .fetch_optional(pool)
@@ -422,12 +424,12 @@ pub async fn get_incident(db: &Db, id: &str) -> Result<Option<IncidentRow>, Stor
 
 pub async fn incident_alerts(
     db: &Db,
-    tenant_id: &str,
+    scope: &str,
     external_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let sql = "SELECT data FROM incident_alerts WHERE tenant_id = $1 AND incident_external_id = $2 ORDER BY external_id";
+    let sql = "SELECT data FROM incident_alerts WHERE scope = $1 AND incident_external_id = $2 ORDER BY external_id";
     let rows: Vec<(String,)> = with_db!(db, |pool| sqlx::query_as(sql)
-        .bind(tenant_id)
+        .bind(scope)
         .bind(external_id)
         .fetch_all(pool)
         .await?);

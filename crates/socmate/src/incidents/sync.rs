@@ -5,7 +5,7 @@
 //! older version over a newer one), the watermark is the newest `lastUpdateDateTime` actually
 //! seen (never "now") minus a look-back margin on the next run, and a lease with a fencing
 //! generation makes one replica at a time sync a provider. A crash at any point therefore loses
-//! nothing (the window is re-read) and duplicates nothing (unique `(tenant, external id)`).
+//! nothing (the window is re-read) and duplicates nothing (unique `(scope, external id)`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -15,10 +15,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::model::{map_incident, nanos};
 use super::store::{self, Lease, SyncStoreError};
 use crate::providers::{ProviderError, Providers};
-use crate::siem::{FetchError, PageRequest};
+use crate::siem::incidents::nanos;
+use crate::siem::{FetchError, IncidentPage, PageRequest, SiemConnector};
 
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -44,7 +44,7 @@ impl Default for SyncSettings {
 const MAX_ATTEMPTS: u32 = 5;
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// A page request never waits longer than this for Graph.
+/// A page request never waits longer than this for the SIEM.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, PartialEq, Eq)]
@@ -85,8 +85,7 @@ impl SyncError {
         match self {
             Self::Fetch(FetchError::Denied { hint, .. }) => hint.clone(),
             Self::Fetch(FetchError::Throttled { .. }) => {
-                "Microsoft Graph kept throttling; the next run resumes from the last watermark"
-                    .into()
+                "the SIEM kept throttling; the next run resumes from the last watermark".into()
             }
             other => other.to_string(),
         }
@@ -238,7 +237,7 @@ impl IncidentSync {
         lease: &Lease,
     ) -> Result<((i64, i64, i64), Option<(String, i64)>), SyncError> {
         let (_, connector) = self.providers.connector_for(&lease.provider_id).await?;
-        let tenant_id = connector.tenant_id().to_owned();
+        let scope = connector.incident_scope();
         let since = match lease.watermark_ns {
             Some(ns) => DateTime::<Utc>::from_timestamp_nanos(ns) - self.settings.lookback,
             None => Utc::now() - self.settings.first_window,
@@ -255,28 +254,29 @@ impl IncidentSync {
             let page = self
                 .fetch_with_retries(connector.as_ref(), &request)
                 .await?;
-            let mut mapped = Vec::with_capacity(page.incidents.len());
+            for reason in &page.skipped {
+                tracing::warn!(provider.id = %lease.provider_id, reason, "skipping an unreadable incident record");
+            }
             for incident in &page.incidents {
-                match map_incident(incident) {
-                    Ok(m) => {
-                        let ns = nanos(m.last_update);
-                        if newest.as_ref().is_none_or(|(_, n)| ns > *n) {
-                            let text = m
-                                .data
-                                .get("last_update_at")
-                                .and_then(|v| v.as_str())
-                                .unwrap_or_default()
-                                .to_owned();
-                            newest = Some((text, ns));
-                        }
-                        mapped.push(m);
-                    }
-                    Err(e) => {
-                        tracing::warn!(provider.id = %lease.provider_id, error = %e, "skipping an unreadable incident record")
-                    }
+                let ns = nanos(incident.last_update);
+                if newest.as_ref().is_none_or(|(_, n)| ns > *n) {
+                    let text = incident
+                        .data
+                        .get("last_update_at")
+                        .and_then(|v| v.as_str())
+                        .map_or_else(
+                            || {
+                                incident
+                                    .last_update
+                                    .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                            },
+                            str::to_owned,
+                        );
+                    newest = Some((text, ns));
                 }
             }
-            let counts = store::commit_page(&self.providers.db, lease, &tenant_id, &mapped).await?;
+            let counts =
+                store::commit_page(&self.providers.db, lease, &scope, &page.incidents).await?;
             totals = (
                 totals.0 + counts.fetched,
                 totals.1 + counts.created,
@@ -291,9 +291,9 @@ impl IncidentSync {
 
     async fn fetch_with_retries(
         &self,
-        connector: &dyn crate::siem::SiemConnector,
+        connector: &dyn SiemConnector,
         request: &PageRequest,
-    ) -> Result<crate::siem::IncidentPage, SyncError> {
+    ) -> Result<IncidentPage, SyncError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -301,12 +301,10 @@ impl IncidentSync {
             match connector.incident_page(request.clone(), deadline).await {
                 Ok(page) => return Ok(page),
                 Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                    let hinted = match &e {
-                        FetchError::Throttled { retry_after }
-                        | FetchError::Server { retry_after, .. } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = hinted.unwrap_or_else(|| backoff(attempt)).min(BACKOFF_CAP);
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or_else(|| backoff(attempt))
+                        .min(BACKOFF_CAP);
                     tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "incident page failed; retrying");
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return Err(SyncError::Interrupted),

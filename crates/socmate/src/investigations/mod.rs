@@ -53,7 +53,7 @@ struct InvestigationQuery {
     /// ISO 8601 duration or interval, default `P1D`.
     #[schema(pattern = "^[A-Za-z0-9:.+/-]{1,100}$")]
     timespan: Option<String>,
-    /// Seconds to wait for Log Analytics, 1 to 600 (default 180).
+    /// Seconds to wait for the SIEM, 1 to 600 (default 180).
     #[schema(minimum = 1, maximum = 600)]
     timeout_s: Option<f64>,
 }

@@ -1,7 +1,8 @@
 //! SIEM provider management: the seed's API (`/api/admin/siem-providers`).
 //!
 //! `service` holds the logic as plain async functions (tests call them directly), `routes` the
-//! thin HTTP handlers, `store` the SQL, `validate` the input rules.
+//! thin HTTP handlers, `store` the SQL, `validate` the neutral input rules. Everything a provider
+//! type adds (its connection fields, messages, how to connect) comes through [`crate::siem`].
 
 pub mod model;
 mod routes;
@@ -9,6 +10,6 @@ mod service;
 pub mod store;
 pub mod validate;
 
-pub use model::{HealthStatus, Provider, ProviderStatus, ProviderType};
+pub use model::{HealthStatus, Provider, ProviderStatus};
 pub use routes::router;
 pub use service::{ProviderError, Providers};

@@ -7,18 +7,24 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
 use super::model::{
     ConnectionBody, ConnectionTestResult, Message, Provider, ProviderList, UpdateBody,
 };
 use super::service::{ProviderError, Providers};
 use crate::audit::AuditContext;
 use crate::http::{ApiError, AppJson};
+use crate::siem::ProviderForm;
 
 /// Routes and their OpenAPI description, from the same `routes!` lists.
 pub fn router() -> OpenApiRouter<Providers> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(test_credentials))
+        .routes(routes!(provider_types))
         .routes(routes!(detail, update, delete))
         .routes(routes!(set_default))
         .routes(routes!(test_saved))
@@ -45,6 +51,13 @@ impl From<ProviderError> for ApiError {
                 "credential_unreadable",
                 "the provider's stored client secret cannot be decrypted with the configured master key; an admin must enter it again (PATCH client_secret)",
             ),
+            ProviderError::Unsupported { id, reason } => {
+                tracing::error!(provider.id = %id, %reason, "provider cannot connect");
+                ApiError::conflict(
+                    "unsupported_provider",
+                    format!("{reason}; an admin must delete it or restore its provider type"),
+                )
+            }
             ProviderError::RateLimited(wait) => ApiError::rate_limited(
                 "too many connection tests from this user; wait before testing again",
                 wait,
@@ -54,16 +67,34 @@ impl From<ProviderError> for ApiError {
     }
 }
 
+#[derive(Serialize, ToSchema)]
+struct ProviderTypes {
+    provider_types: Vec<ProviderForm>,
+}
+
+/// The provider types this SoCMate supports, with their forms.
+///
+/// Each type lists its connection fields (label, where to find the value, whether required, the
+/// choices of a select) and the checks its connection test runs; the console builds its forms
+/// from this.
+#[utoipa::path(get, path = "/types", tag = TAG,
+    responses((status = 200, description = "The supported provider types", body = ProviderTypes)))]
+async fn provider_types(State(providers): State<Providers>) -> axum::Json<ProviderTypes> {
+    axum::Json(ProviderTypes {
+        provider_types: providers.forms(),
+    })
+}
+
 /// Test credentials without saving them.
 ///
-/// Runs the token, Log Analytics, incidents and alerts checks with the submitted credentials;
-/// nothing is stored. Rate-limited per caller.
+/// Runs the provider type's checks (its form lists them) with the submitted credentials; nothing
+/// is stored. Rate-limited per caller.
 #[utoipa::path(post, path = "/test", tag = TAG, request_body = ConnectionBody,
     responses((status = 200, description = "The checks and their outcome", body = ConnectionTestResult)))]
 async fn test_credentials(
     State(providers): State<Providers>,
     ctx: AuditContext,
-    AppJson(body): AppJson<ConnectionBody>,
+    AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<axum::Json<ConnectionTestResult>, ApiError> {
     Ok(axum::Json(providers.test_credentials(body, &ctx).await?))
 }
@@ -78,7 +109,7 @@ async fn test_credentials(
 async fn create(
     State(providers): State<Providers>,
     ctx: AuditContext,
-    AppJson(body): AppJson<ConnectionBody>,
+    AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let provider = providers.create(body, &ctx).await?;
     let location = format!("/api/admin/siem-providers/{}", provider.id);
@@ -121,7 +152,7 @@ async fn update(
     State(providers): State<Providers>,
     ctx: AuditContext,
     Path(id): Path<String>,
-    AppJson(body): AppJson<UpdateBody>,
+    AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<axum::Json<Provider>, ApiError> {
     Ok(axum::Json(providers.update(&id, body, &ctx).await?))
 }

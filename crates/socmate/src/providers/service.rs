@@ -3,18 +3,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+use serde_json::{Map, Value};
+
 use super::model::{
-    ConnectionBody, ConnectionTestResult, HealthStatus, MESSAGE_FAILED, MESSAGE_HEALTHY, Provider,
-    ProviderType, UpdateBody,
+    ConnectionTestResult, HealthStatus, MESSAGE_FAILED, Provider, secret_expiry_warning,
 };
 use super::store::{self, NewRow, RowChanges, WriteError};
-use super::validate::{self, Connection};
+use super::validate;
 use crate::audit::{self, AuditContext};
 use crate::crypto::{Keyring, provider_secret_binding};
 use crate::http::FieldError;
 use crate::id::ResourceId;
-use crate::sentinel::{Sentinel, SentinelCredentials};
-use crate::siem::{Check, CheckStatus, ConnectionReport, SiemConnector, millis};
+use crate::siem::{
+    Check, CheckStatus, ConnectionReport, ProviderForm, ProviderKind, Registry, SiemConnector,
+    millis,
+};
 use crate::store::{Db, StoreError};
 
 /// The check reported when a stored secret cannot be decrypted.
@@ -32,6 +36,10 @@ pub enum ProviderError {
     Contended,
     #[error("the stored client secret of provider {0} cannot be decrypted")]
     CredentialUnreadable(String),
+    /// A stored provider whose type this SoCMate does not support (any more), or whose stored
+    /// connection its type cannot read.
+    #[error("provider {id} cannot connect: {reason}")]
+    Unsupported { id: String, reason: String },
     #[error("too many connection tests; retry in {0:?}")]
     RateLimited(Duration),
     #[error(transparent)]
@@ -53,7 +61,8 @@ impl From<WriteError> for ProviderError {
 pub struct Providers {
     pub db: Db,
     pub keyring: Arc<Keyring>,
-    pub sentinel: Arc<Sentinel>,
+    /// The provider types this SoCMate supports.
+    pub registry: Arc<Registry>,
     pub test_budget: Duration,
     /// Signalled when providers are created or changed, so the incident-sync scheduler picks up
     /// a new default at once instead of at its next tick.
@@ -66,32 +75,41 @@ impl Providers {
     /// Tests credentials that are not saved; nothing is stored.
     pub async fn test_credentials(
         &self,
-        body: ConnectionBody,
+        body: Map<String, Value>,
         ctx: &AuditContext,
     ) -> Result<ConnectionTestResult, ProviderError> {
-        let connection = self
-            .rate_limit(ctx)
-            .and_then(|()| validate::connection(body).map_err(ProviderError::Invalid));
-        let connection = self
-            .audited(ctx, "provider.test_credentials", None, connection)
+        let candidate = self.rate_limit(ctx).and_then(|()| {
+            validate::candidate(&self.registry, body).map_err(ProviderError::Invalid)
+        });
+        let candidate = self
+            .audited(ctx, "provider.test_credentials", None, candidate)
             .await?;
-        let tenant = connection.tenant_id.clone();
-        let report = self
-            .connector(connection)
-            .test_connection(self.test_budget)
-            .await;
-        let result = result(report);
-        // The tenant is recorded, never the secret.
+        let kind = candidate.kind;
+        // Where the credentials point is recorded, never the secret.
+        let target = kind.describe(&candidate.connection);
+        let connector = kind
+            .connect(&candidate.connection, candidate.client_secret)
+            .map_err(|reason| ProviderError::Unsupported {
+                id: "(unsaved)".into(),
+                reason,
+            })?;
+        let report = connector.test_connection(self.test_budget).await;
+        let result = result(kind.healthy_message(), report);
         audit::record(
             &self.db,
             ctx,
             "provider.test_credentials",
             None,
             result.status.as_str(),
-            Some(&tenant),
+            Some(&target),
         )
         .await?;
         Ok(result)
+    }
+
+    /// The forms of the provider types this SoCMate supports.
+    pub fn forms(&self) -> Vec<ProviderForm> {
+        self.registry.kinds().map(|kind| kind.form()).collect()
     }
 
     fn rate_limit(&self, ctx: &AuditContext) -> Result<(), ProviderError> {
@@ -115,6 +133,7 @@ impl Providers {
                 ProviderError::NameTaken(_) => "name_taken",
                 ProviderError::Contended => "concurrent_change",
                 ProviderError::CredentialUnreadable(_) => "credential_unreadable",
+                ProviderError::Unsupported { .. } => "unsupported_provider",
                 ProviderError::RateLimited(_) => "rate_limited",
                 ProviderError::Store(_) => "store_error",
             };
@@ -129,7 +148,7 @@ impl Providers {
 
     pub async fn create(
         &self,
-        body: ConnectionBody,
+        body: Map<String, Value>,
         ctx: &AuditContext,
     ) -> Result<Provider, ProviderError> {
         let outcome = self.create_audited(body, ctx).await;
@@ -138,27 +157,26 @@ impl Providers {
 
     async fn create_audited(
         &self,
-        body: ConnectionBody,
+        body: Map<String, Value>,
         ctx: &AuditContext,
     ) -> Result<Provider, ProviderError> {
         let created_by = ctx.actor.as_str();
-        let new = validate::new_provider(body).map_err(ProviderError::Invalid)?;
+        let new = validate::new_provider(&self.registry, body).map_err(ProviderError::Invalid)?;
         let id = ResourceId::generate();
-        let c = &new.connection;
-        let ciphertext = self
-            .keyring
-            .encrypt_secret(&c.client_secret, provider_secret_binding(id.as_str()));
-        let masked = validate::mask_secret(&c.client_secret);
+        let candidate = &new.candidate;
+        let ciphertext = self.keyring.encrypt_secret(
+            &candidate.client_secret,
+            provider_secret_binding(id.as_str()),
+        );
+        let masked = validate::mask_secret(&candidate.client_secret);
+        let connection = Value::Object(candidate.connection.clone()).to_string();
         let provider = store::insert(
             &self.db,
             &NewRow {
                 id: id.as_str(),
                 name: &new.name,
-                provider_type: c.provider_type,
-                workspace_id: &c.workspace_id,
-                tenant_id: &c.tenant_id,
-                client_id: &c.client_id,
-                cloud: c.cloud,
+                provider_type: candidate.kind.provider_type(),
+                connection: &connection,
                 client_secret_ciphertext: &ciphertext,
                 client_secret_masked: &masked,
                 created_by,
@@ -170,24 +188,51 @@ impl Providers {
         .await?;
         tracing::info!(provider.id = %provider.id, provider.name = %provider.name, is_default = provider.is_default, created_by, "SIEM provider created");
         self.changed.notify_one();
-        Ok(provider)
+        Ok(self.present(provider))
     }
 
     pub async fn list(&self) -> Result<Vec<Provider>, ProviderError> {
-        Ok(store::list_live(&self.db).await?)
+        let providers = store::list_live(&self.db).await?;
+        Ok(providers.into_iter().map(|p| self.present(p)).collect())
     }
 
     pub async fn get(&self, id: &str) -> Result<Provider, ProviderError> {
         let id = parse_id(id)?;
         store::get_live(&self.db, id.as_str())
             .await?
+            .map(|p| self.present(p))
             .ok_or(ProviderError::NotFound)
+    }
+
+    /// Adds what the provider's type words: the secret-expiry warning.
+    fn present(&self, mut provider: Provider) -> Provider {
+        if let (Some(expires_at), Some(kind)) = (
+            provider.client_secret_expires_at,
+            self.registry.get(&provider.provider_type),
+        ) {
+            provider.secret_expiry_warning =
+                secret_expiry_warning(expires_at, Utc::now(), kind.secret_help());
+        }
+        provider
+    }
+
+    fn kind_of(&self, provider: &Provider) -> Result<&dyn ProviderKind, ProviderError> {
+        self.registry
+            .get(&provider.provider_type)
+            .map(|kind| kind.as_ref())
+            .ok_or_else(|| ProviderError::Unsupported {
+                id: provider.id.clone(),
+                reason: format!(
+                    "provider type '{}' is not supported by this SoCMate",
+                    provider.provider_type
+                ),
+            })
     }
 
     pub async fn update(
         &self,
         id: &str,
-        body: UpdateBody,
+        body: Map<String, Value>,
         ctx: &AuditContext,
     ) -> Result<Provider, ProviderError> {
         let outcome = self.update_audited(id, body, ctx).await;
@@ -198,14 +243,16 @@ impl Providers {
     async fn update_audited(
         &self,
         id: &str,
-        body: UpdateBody,
+        body: Map<String, Value>,
         ctx: &AuditContext,
     ) -> Result<Provider, ProviderError> {
         let id = parse_id(id)?;
-        let changes = validate::changes(body).map_err(ProviderError::Invalid)?;
         let before = store::get_live(&self.db, id.as_str())
             .await?
             .ok_or(ProviderError::NotFound)?;
+        let kind = self.kind_of(&before)?;
+        let changes =
+            validate::changes(kind, &before.connection, body).map_err(ProviderError::Invalid)?;
         let secret = changes.client_secret.as_ref().map(|secret| {
             (
                 self.keyring
@@ -213,15 +260,16 @@ impl Providers {
                 validate::mask_secret(secret),
             )
         });
+        let connection = changes
+            .connection
+            .as_ref()
+            .map(|c| Value::Object(c.clone()).to_string());
         let provider = store::update(
             &self.db,
             id.as_str(),
             &RowChanges {
                 name: changes.name.as_deref(),
-                workspace_id: changes.workspace_id.as_deref(),
-                tenant_id: changes.tenant_id.as_deref(),
-                client_id: changes.client_id.as_deref(),
-                cloud: changes.cloud,
+                connection: connection.as_deref(),
                 secret: secret.as_ref().map(|(c, m)| (c.as_str(), m.as_str())),
                 sync_incidents: changes.sync_incidents,
                 client_secret_expires_at: changes.client_secret_expires_at,
@@ -232,12 +280,11 @@ impl Providers {
         )
         .await?;
         if changes.touches_connection() {
-            self.sentinel
-                .forget_credentials(&before.tenant_id, &before.client_id);
+            kind.forget(&before.connection);
         }
         tracing::info!(provider.id = %provider.id, secret_rotated = changes.client_secret.is_some(), "SIEM provider updated");
         self.changed.notify_one();
-        Ok(provider)
+        Ok(self.present(provider))
     }
 
     pub async fn set_default(
@@ -256,7 +303,7 @@ impl Providers {
             .await?;
         tracing::info!(provider.id = %provider.id, "SIEM provider set as default");
         self.changed.notify_one();
-        Ok(provider)
+        Ok(self.present(provider))
     }
 
     /// Soft-deletes a provider; also says whether it was the default (which leaves none).
@@ -274,8 +321,9 @@ impl Providers {
         let (provider, was_default) = self
             .audited(ctx, "provider.delete", Some(id), outcome)
             .await?;
-        self.sentinel
-            .forget_credentials(&provider.tenant_id, &provider.client_id);
+        if let Ok(kind) = self.kind_of(&provider) {
+            kind.forget(&provider.connection);
+        }
         tracing::info!(provider.id = %provider.id, was_default, "SIEM provider deleted");
         Ok((provider, was_default))
     }
@@ -289,19 +337,26 @@ impl Providers {
         if let Err(e) = self.rate_limit(ctx) {
             return self.audited(ctx, "provider.test", Some(id), Err(e)).await;
         }
-        let report = match self.connector_for(id).await {
-            Ok((_, connector)) => connector.test_connection(self.test_budget).await,
-            Err(ProviderError::CredentialUnreadable(_)) => unreadable_credentials_report(),
+        let result = match self.connector_for(id).await {
+            Ok((provider, connector)) => {
+                let report = connector.test_connection(self.test_budget).await;
+                result(self.kind_of(&provider)?.healthy_message(), report)
+            }
+            // The report of an unreadable secret fails, so no healthy message is needed.
+            Err(ProviderError::CredentialUnreadable(_)) => {
+                result(MESSAGE_FAILED, unreadable_credentials_report())
+            }
             Err(e) => return self.audited(ctx, "provider.test", Some(id), Err(e)).await,
         };
-        let result = result(report);
         store::record_health(&self.db, id, result.status, ctx).await?;
         Ok(result)
     }
 
     /// The live default provider, if an admin has set one.
     pub async fn default_provider(&self) -> Result<Option<Provider>, ProviderError> {
-        Ok(store::get_live_default(&self.db).await?)
+        Ok(store::get_live_default(&self.db)
+            .await?
+            .map(|p| self.present(p)))
     }
 
     /// A ready connection to a saved, live provider.
@@ -317,27 +372,14 @@ impl Providers {
             tracing::error!(provider.id = %provider.id, error = %e, code = "credential_unreadable", "stored client secret cannot be decrypted");
             ProviderError::CredentialUnreadable(provider.id.clone())
         })?;
-        let connector = self.connector(Connection {
-            provider_type: provider.provider_type,
-            workspace_id: provider.workspace_id.clone(),
-            tenant_id: provider.tenant_id.clone(),
-            client_id: provider.client_id.clone(),
-            client_secret: secret,
-            cloud: provider.cloud,
-        });
+        let kind = self.kind_of(&provider)?;
+        let connector = kind
+            .connect(&provider.connection, secret)
+            .map_err(|reason| ProviderError::Unsupported {
+                id: provider.id.clone(),
+                reason,
+            })?;
         Ok((provider, connector))
-    }
-
-    fn connector(&self, connection: Connection) -> Box<dyn SiemConnector> {
-        match connection.provider_type {
-            ProviderType::Sentinel => Box::new(self.sentinel.connect(SentinelCredentials {
-                tenant_id: connection.tenant_id,
-                client_id: connection.client_id,
-                client_secret: connection.client_secret,
-                workspace_id: connection.workspace_id,
-                cloud: connection.cloud,
-            })),
-        }
     }
 }
 
@@ -363,7 +405,7 @@ fn unreadable_credentials_report() -> ConnectionReport {
     }
 }
 
-fn result(report: ConnectionReport) -> ConnectionTestResult {
+fn result(healthy_message: &'static str, report: ConnectionReport) -> ConnectionTestResult {
     let healthy = report.healthy();
     ConnectionTestResult {
         status: if healthy {
@@ -372,7 +414,7 @@ fn result(report: ConnectionReport) -> ConnectionTestResult {
             HealthStatus::Error
         },
         message: if healthy {
-            MESSAGE_HEALTHY
+            healthy_message
         } else {
             MESSAGE_FAILED
         },

@@ -3,17 +3,17 @@
 
 use chrono::{DateTime, Utc};
 
-use super::model::{HealthStatus, Provider, ProviderStatus, ProviderType, secret_expiry_warning};
+use serde_json::{Map, Value};
+
+use super::model::{HealthStatus, Provider, ProviderStatus};
 use crate::audit::{AuditContext, audit_row};
-use crate::sentinel::cloud::AzureCloud;
 use crate::store::{Db, StoreError, in_write_tx, with_db};
 
 /// The columns of [`ProviderRow`], as a macro so queries stay `&'static str` (sqlx refuses
 /// dynamically built SQL).
 macro_rules! columns {
     () => {
-        "id, name, provider_type, status, workspace_id, tenant_id, client_id, cloud, \
-         client_secret_masked, is_default, last_health_check, last_health_status, created_by, \
+        "id, name, provider_type, status, connection, client_secret_masked, is_default, last_health_check, last_health_status, created_by, \
          created_at, updated_at, sync_incidents, client_secret_expires_at"
     };
 }
@@ -24,10 +24,8 @@ struct ProviderRow {
     name: String,
     provider_type: String,
     status: String,
-    workspace_id: String,
-    tenant_id: String,
-    client_id: String,
-    cloud: String,
+    /// The provider type's own JSON object.
+    connection: String,
     client_secret_masked: String,
     is_default: bool,
     last_health_check: Option<DateTime<Utc>>,
@@ -49,24 +47,22 @@ impl TryFrom<ProviderRow> for Provider {
                 row.id
             ))
         };
-        let secret_expiry_warning = row
-            .client_secret_expires_at
-            .and_then(|t| secret_expiry_warning(t, Utc::now()));
         // An expired secret cannot connect, whatever the last check said.
         let expired = row
             .client_secret_expires_at
             .is_some_and(|t| t <= Utc::now());
         let status =
             ProviderStatus::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?;
+        let connection: Map<String, Value> = serde_json::from_str(&row.connection)
+            .map_err(|_| corrupt("connection", "a value that is not a JSON object"))?;
         Ok(Provider {
-            provider_type: ProviderType::parse(&row.provider_type)
-                .ok_or_else(|| corrupt("provider_type", &row.provider_type))?,
+            provider_type: row.provider_type,
+            connection,
             status: if expired && status == ProviderStatus::Active {
                 ProviderStatus::Error
             } else {
                 status
             },
-            cloud: AzureCloud::parse(&row.cloud).ok_or_else(|| corrupt("cloud", &row.cloud))?,
             last_health_status: match row.last_health_status.as_deref() {
                 None => None,
                 Some(s) => {
@@ -75,9 +71,6 @@ impl TryFrom<ProviderRow> for Provider {
             },
             id: row.id,
             name: row.name,
-            workspace_id: row.workspace_id,
-            tenant_id: row.tenant_id,
-            client_id: row.client_id,
             client_secret_masked: row.client_secret_masked,
             is_default: row.is_default,
             last_health_check: row.last_health_check,
@@ -86,7 +79,8 @@ impl TryFrom<ProviderRow> for Provider {
             updated_at: row.updated_at,
             sync_incidents: row.sync_incidents,
             client_secret_expires_at: row.client_secret_expires_at,
-            secret_expiry_warning,
+            // Worded by the provider type: see `Providers::present`.
+            secret_expiry_warning: None,
         })
     }
 }
@@ -102,11 +96,9 @@ const NAME_TAKEN: &str =
 pub struct NewRow<'a> {
     pub id: &'a str,
     pub name: &'a str,
-    pub provider_type: ProviderType,
-    pub workspace_id: &'a str,
-    pub tenant_id: &'a str,
-    pub client_id: &'a str,
-    pub cloud: AzureCloud,
+    pub provider_type: &'a str,
+    /// The provider type's connection, as JSON text.
+    pub connection: &'a str,
     pub client_secret_ciphertext: &'a str,
     pub client_secret_masked: &'a str,
     pub created_by: &'a str,
@@ -162,20 +154,17 @@ pub async fn insert(db: &Db, row: &NewRow<'_>, ctx: &AuditContext) -> Result<Pro
             if taken.is_some() {
                 return Err(WriteError::NameTaken(row.name.to_owned()));
             }
-            let sql = concat!("INSERT INTO siem_providers (id, name, provider_type, status, workspace_id, \
-                 tenant_id, client_id, cloud, client_secret_ciphertext, client_secret_masked, \
+            let sql = concat!("INSERT INTO siem_providers (id, name, provider_type, status, connection, \
+                 client_secret_ciphertext, client_secret_masked, \
                  is_default, created_by, created_at, updated_at, sync_incidents, client_secret_expires_at) \
-                 VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, \
+                 VALUES ($1, $2, $3, 'active', $4, $5, $6, \
                  NOT EXISTS (SELECT 1 FROM siem_providers WHERE is_default AND deleted_at IS NULL), \
-                 $10, $11, $11, $12, $13) RETURNING ", columns!(), "");
+                 $7, $8, $8, $9, $10) RETURNING ", columns!(), "");
             let inserted: ProviderRow = sqlx::query_as(sql)
                 .bind(row.id)
                 .bind(row.name)
-                .bind(row.provider_type.as_str())
-                .bind(row.workspace_id)
-                .bind(row.tenant_id)
-                .bind(row.client_id)
-                .bind(row.cloud.as_str())
+                .bind(row.provider_type)
+                .bind(row.connection)
                 .bind(row.client_secret_ciphertext)
                 .bind(row.client_secret_masked)
                 .bind(row.created_by)
@@ -245,10 +234,8 @@ pub async fn get_live_with_secret(
 /// New values for a PATCH. `None` keeps the current value.
 pub struct RowChanges<'a> {
     pub name: Option<&'a str>,
-    pub workspace_id: Option<&'a str>,
-    pub tenant_id: Option<&'a str>,
-    pub client_id: Option<&'a str>,
-    pub cloud: Option<AzureCloud>,
+    /// The whole new connection, as JSON text.
+    pub connection: Option<&'a str>,
     pub secret: Option<(&'a str, &'a str)>,
     pub sync_incidents: Option<bool>,
     /// `Some(None)` clears the date.
@@ -291,18 +278,15 @@ pub async fn update(
             let sql = concat!(
                 "UPDATE siem_providers SET \
                  name = COALESCE($2, name), \
-                 workspace_id = COALESCE($3, workspace_id), \
-                 tenant_id = COALESCE($4, tenant_id), \
-                 client_id = COALESCE($5, client_id), \
-                 cloud = COALESCE($6, cloud), \
-                 client_secret_ciphertext = COALESCE($7, client_secret_ciphertext), \
-                 client_secret_masked = COALESCE($8, client_secret_masked), \
-                 status = CASE WHEN $9 THEN 'active' ELSE status END, \
-                 last_health_check = CASE WHEN $9 THEN NULL ELSE last_health_check END, \
-                 last_health_status = CASE WHEN $9 THEN NULL ELSE last_health_status END, \
-                 sync_incidents = COALESCE($11, sync_incidents), \
-                 client_secret_expires_at = CASE WHEN $12 THEN $13 ELSE client_secret_expires_at END, \
-                 updated_at = $10 \
+                 connection = COALESCE($3, connection), \
+                 client_secret_ciphertext = COALESCE($4, client_secret_ciphertext), \
+                 client_secret_masked = COALESCE($5, client_secret_masked), \
+                 status = CASE WHEN $6 THEN 'active' ELSE status END, \
+                 last_health_check = CASE WHEN $6 THEN NULL ELSE last_health_check END, \
+                 last_health_status = CASE WHEN $6 THEN NULL ELSE last_health_status END, \
+                 sync_incidents = COALESCE($8, sync_incidents), \
+                 client_secret_expires_at = CASE WHEN $9 THEN $10 ELSE client_secret_expires_at END, \
+                 updated_at = $7 \
                  WHERE id = $1 AND deleted_at IS NULL RETURNING ",
                 columns!(),
                 ""
@@ -310,10 +294,7 @@ pub async fn update(
             let row: ProviderRow = sqlx::query_as(sql)
                 .bind(id)
                 .bind(changes.name)
-                .bind(changes.workspace_id)
-                .bind(changes.tenant_id)
-                .bind(changes.client_id)
-                .bind(changes.cloud.map(AzureCloud::as_str))
+                .bind(changes.connection)
                 .bind(ciphertext)
                 .bind(masked)
                 .bind(changes.reset_health)

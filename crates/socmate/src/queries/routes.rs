@@ -35,7 +35,7 @@ pub(crate) struct QueryResultBody {
     /// Set for queries run through an investigation.
     investigation_id: Option<String>,
     tables: Vec<ResultTable>,
-    /// Log Analytics returned partial results; `error` says why.
+    /// The SIEM returned partial results; `error` says why.
     partial: bool,
     #[schema(value_type = Option<Object>)]
     error: Option<Value>,
@@ -123,7 +123,7 @@ impl From<QueryServiceError> for ApiError {
                 let context = format!("(query {query_id} on provider {provider_id})");
                 match error {
                     QueryError::Invalid { message, upstream } => {
-                        ApiError::new(StatusCode::BAD_REQUEST, code, format!("Log Analytics rejected the query: {message} {context}"))
+                        ApiError::new(StatusCode::BAD_REQUEST, code, format!("{message} {context}"))
                             .with_upstream(upstream)
                     }
                     // The SIEM refused the provider's credentials or permissions: the request itself is fine

@@ -30,7 +30,7 @@ pub struct QueryInput {
     /// The provider to query; omitted: the current default.
     #[schema(pattern = "^[0-9a-f]{24}$")]
     pub provider_id: Option<String>,
-    /// Seconds to wait for Log Analytics, 1 to 600 (default 180).
+    /// Seconds to wait for the SIEM, 1 to 600 (default 180).
     #[schema(minimum = 1, maximum = 600)]
     pub timeout_s: Option<f64>,
 }

@@ -19,6 +19,12 @@ pub enum AzureCloud {
 }
 
 impl AzureCloud {
+    pub const ALL: [Self; 3] = [
+        Self::AzurePublic,
+        Self::AzureUSGovernment,
+        Self::AzureChinaCloud,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AzurePublic => "AzurePublic",
@@ -28,13 +34,16 @@ impl AzureCloud {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::AzurePublic,
-            Self::AzureUSGovernment,
-            Self::AzureChinaCloud,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == text)
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+
+    /// How the console names the cloud.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AzurePublic => "Azure (public)",
+            Self::AzureUSGovernment => "Azure US Government",
+            Self::AzureChinaCloud => "Azure China (21Vianet)",
+        }
     }
 
     fn authority_host(self) -> &'static str {
@@ -175,11 +184,7 @@ mod tests {
 
     #[test]
     fn defaults_parse_for_every_cloud() {
-        for cloud in [
-            AzureCloud::AzurePublic,
-            AzureCloud::AzureUSGovernment,
-            AzureCloud::AzureChinaCloud,
-        ] {
+        for cloud in AzureCloud::ALL {
             for host in [
                 cloud.authority_host(),
                 cloud.log_analytics_resource(),

@@ -244,8 +244,9 @@ mod tests {
             ),
         ];
         for (file, status, code) in cases {
-            let body = std::fs::read(dir.join(file))
-                .unwrap_or_else(|e| panic!("fixture {file} must be readable in crates/azure-emulator/fixtures: {e}"));
+            let body = std::fs::read(dir.join(file)).unwrap_or_else(|e| {
+                panic!("fixture {file} must be readable in crates/azure-emulator/fixtures: {e}")
+            });
             let error = rejection(status, &body);
             assert!(error.correlation_id().is_some(), "{file}");
             let d = token_failure(&error, "tenant", "client", "login.microsoftonline.com", 5.0);

@@ -12,6 +12,7 @@ use url::Url;
 use super::SentinelConnection;
 use super::cloud::join_segments;
 use super::diagnose;
+use super::incidents::map_incident;
 use super::outbound::{ErrorEnvelope, SendError, read_body_limited, retry_after, send};
 use super::token::{Freshness, TokenError};
 use crate::siem::{FetchError, IncidentPage, PageRequest};
@@ -84,10 +85,17 @@ impl SentinelConnection {
                         "a Graph page that is not an incident list: {e}"
                     ))
                 })?;
-                Ok(IncidentPage {
-                    incidents: page.value,
+                let mut mapped = IncidentPage {
                     next: page.next_link,
-                })
+                    ..IncidentPage::default()
+                };
+                for record in &page.value {
+                    match map_incident(record, &self.credentials.tenant_id) {
+                        Ok(incident) => mapped.incidents.push(incident),
+                        Err(e) => mapped.skipped.push(e.to_string()),
+                    }
+                }
+                Ok(mapped)
             }
             StatusCode::TOO_MANY_REQUESTS => Err(FetchError::Throttled { retry_after: retry }),
             StatusCode::UNAUTHORIZED => {
@@ -170,8 +178,6 @@ fn send_error(error: SendError) -> FetchError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use secrecy::SecretString;
 
     use crate::sentinel::cloud::{AzureCloud, EndpointOverrides, parse_endpoint};
@@ -183,8 +189,8 @@ mod tests {
             graph: Some(parse_endpoint("graph", "http://127.0.0.1:4000").unwrap()),
             ..Default::default()
         };
-        let sentinel = Arc::new(Sentinel::new(overrides).unwrap());
-        let connection = sentinel.connect(SentinelCredentials {
+        let sentinel = Sentinel::new(overrides).unwrap();
+        let connection = sentinel.connect_with(SentinelCredentials {
             tenant_id: "t".into(),
             client_id: "c".into(),
             client_secret: SecretString::from("s".to_owned()),

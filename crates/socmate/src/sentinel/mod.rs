@@ -1,13 +1,17 @@
-//! Microsoft Sentinel: Entra ID tokens, the Log Analytics query API and the Graph security
-//! APIs, behind [`SiemConnector`].
+//! Microsoft Sentinel, the first provider type: Entra ID tokens, the Log Analytics query API and
+//! the Graph security APIs, behind [`ProviderKind`] and [`SiemConnector`].
 //!
 //! The connection test proves each capability SoCMate needs separately — a token, a query on
 //! the workspace (Data.Read + workspace RBAC), reading incidents (SecurityIncident.Read.All) and
 //! alerts (SecurityAlert.Read.All) — so a failure names the step and the missing permission.
+//! How the real services behave, with sources: `docs/azure/wire-formats.md` and
+//! `docs/azure/real-behaviour.md`.
 
 pub mod cloud;
+pub mod connection;
 mod diagnose;
 mod graph;
+mod incidents;
 mod outbound;
 mod query;
 pub mod token;
@@ -18,16 +22,19 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 use url::Url;
+use utoipa::openapi::{RefOr, Schema};
 
 use self::cloud::{AzureCloud, EndpointOverrides, Endpoints, join_segments};
+use self::connection::SentinelConfig;
 use self::diagnose::Diagnosis;
 use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
 use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
 use crate::siem::{
-    BoxFuture, Check, ConnectionReport, FetchError, IncidentPage, PageRequest, QueryError,
-    QueryRequest, QueryResult, SiemConnector,
+    BoxFuture, Check, ConnectionReport, FetchError, Fields, IncidentPage, PageRequest,
+    ProviderForm, ProviderKind, QueryError, QueryRequest, QueryResult, SecretHelp, SiemConnector,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,8 +57,14 @@ pub struct SentinelCredentials {
     pub cloud: AzureCloud,
 }
 
-/// Process-wide Sentinel plumbing: one HTTP client, the endpoints, the token cache.
+/// The Sentinel provider type: process-wide plumbing (one HTTP client, the endpoints, the token
+/// cache) shared by every Sentinel connection.
+#[derive(Clone)]
 pub struct Sentinel {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     http: reqwest::Client,
     overrides: EndpointOverrides,
     tokens: TokenCache,
@@ -62,6 +75,90 @@ pub struct Sentinel {
 
 impl Sentinel {
     pub fn new(overrides: EndpointOverrides) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            shared: Arc::new(Shared::new(overrides)?),
+        })
+    }
+
+    pub fn connect_with(&self, credentials: SentinelCredentials) -> SentinelConnection {
+        SentinelConnection {
+            endpoints: self.shared.overrides.resolve(credentials.cloud),
+            sentinel: Arc::clone(&self.shared),
+            credentials,
+        }
+    }
+}
+
+impl ProviderKind for Sentinel {
+    fn provider_type(&self) -> &'static str {
+        connection::PROVIDER_TYPE
+    }
+
+    fn form(&self) -> ProviderForm {
+        connection::form()
+    }
+
+    fn healthy_message(&self) -> &'static str {
+        connection::MESSAGE_HEALTHY
+    }
+
+    fn secret_help(&self) -> SecretHelp {
+        connection::SECRET_HELP
+    }
+
+    fn new_connection(&self, fields: &mut Fields) -> Option<Map<String, Value>> {
+        connection::new_config(fields).map(|c| c.to_map())
+    }
+
+    fn changed_connection(
+        &self,
+        current: &Map<String, Value>,
+        fields: &mut Fields,
+    ) -> Option<Map<String, Value>> {
+        let current = SentinelConfig::from_map(current).ok()?;
+        connection::changed_config(&current, fields).map(|c| c.to_map())
+    }
+
+    fn connect(
+        &self,
+        connection: &Map<String, Value>,
+        secret: SecretString,
+    ) -> Result<Box<dyn SiemConnector>, String> {
+        let config = SentinelConfig::from_map(connection)?;
+        Ok(Box::new(self.connect_with(SentinelCredentials {
+            tenant_id: config.tenant_id,
+            client_id: config.client_id,
+            client_secret: secret,
+            workspace_id: config.workspace_id,
+            cloud: config.cloud,
+        })))
+    }
+
+    fn forget(&self, connection: &Map<String, Value>) {
+        if let Ok(config) = SentinelConfig::from_map(connection) {
+            self.shared
+                .forget_credentials(&config.tenant_id, &config.client_id);
+        }
+    }
+
+    fn describe(&self, connection: &Map<String, Value>) -> String {
+        match SentinelConfig::from_map(connection) {
+            Ok(c) => format!("tenant {}, workspace {}", c.tenant_id, c.workspace_id),
+            Err(_) => "an unreadable Sentinel connection".to_owned(),
+        }
+    }
+
+    fn connection_schemas(&self) -> (RefOr<Schema>, RefOr<Schema>) {
+        use utoipa::PartialSchema as _;
+        (
+            connection::SentinelFields::schema(),
+            connection::SentinelFieldChanges::schema(),
+        )
+    }
+}
+
+impl Shared {
+    fn new(overrides: EndpointOverrides) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -75,14 +172,6 @@ impl Sentinel {
             tokens: TokenCache::default(),
             query_slots: std::sync::Mutex::default(),
         })
-    }
-
-    pub fn connect(self: &Arc<Self>, credentials: SentinelCredentials) -> SentinelConnection {
-        SentinelConnection {
-            endpoints: self.overrides.resolve(credentials.cloud),
-            sentinel: Arc::clone(self),
-            credentials,
-        }
     }
 
     /// Forgets cached tokens of an app registration whose secret changed or was deleted.
@@ -104,7 +193,7 @@ impl Sentinel {
 }
 
 pub struct SentinelConnection {
-    sentinel: Arc<Sentinel>,
+    sentinel: Arc<Shared>,
     credentials: SentinelCredentials,
     endpoints: Endpoints,
 }
@@ -126,8 +215,12 @@ impl SiemConnector for SentinelConnection {
         Box::pin(self.fetch_incident_page(request, deadline))
     }
 
-    fn tenant_id(&self) -> &str {
-        &self.credentials.tenant_id
+    fn incident_scope(&self) -> String {
+        // The Graph security API serves the tenant's incidents, whichever workspace asks.
+        format!(
+            "azure-tenant:{}",
+            self.credentials.tenant_id.to_ascii_lowercase()
+        )
     }
 }
 

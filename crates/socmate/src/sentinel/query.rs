@@ -189,11 +189,16 @@ fn upstream_error(
 ) -> QueryError {
     match status.as_u16() {
         400 => QueryError::Invalid {
-            message: envelope.message_chain(),
-            upstream: serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|mut v| v.get_mut("error").map(serde_json::Value::take))
-                .unwrap_or(serde_json::Value::Null),
+            message: format!(
+                "Log Analytics rejected the query: {}",
+                envelope.message_chain()
+            ),
+            upstream: Box::new(
+                serde_json::from_slice::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|mut v| v.get_mut("error").map(serde_json::Value::take))
+                    .unwrap_or(serde_json::Value::Null),
+            ),
         },
         s @ (401 | 403 | 404) => {
             let d = diagnose::log_analytics_failure(s, envelope, workspace_id);

@@ -1,19 +1,136 @@
-//! What every SIEM provider type offers SoCMate, and the connection report it returns.
+//! The seam between SoCMate's core and the SIEM products it connects to.
 //!
-//! Sentinel is the first implementation; a second provider type (Splunk, Elastic, Chronicle)
-//! implements [`SiemConnector`] and adds its variant to [`crate::providers::ProviderType`].
+//! A provider type (Microsoft Sentinel today) implements [`ProviderKind`] — its connection
+//! fields, their validation and form, its messages, how to connect — and the connections it makes
+//! implement [`SiemConnector`]: the connection test, queries and incident pages. The core
+//! (provider management, queries, incident sync, the console) only ever talks to these traits, and
+//! [`crate::provider_types`] is the one place that registers the types a build supports.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::openapi::{RefOr, Schema};
 
+pub mod fields;
+pub mod incidents;
 mod query;
+mod registry;
 
+pub use fields::Fields;
+pub use incidents::{Alert, FetchError, Incident, IncidentPage, PageRequest};
 pub use query::{QueryError, QueryRequest, QueryResult};
+pub use registry::Registry;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A provider type: what a provider of this type stores, how it is validated and shown, and how
+/// to connect with it. The stored connection is this type's own JSON object (its fields as the
+/// API shows them); the secret is kept apart by the core, encrypted.
+pub trait ProviderKind: Send + Sync {
+    /// The `provider_type` value, e.g. `sentinel`.
+    fn provider_type(&self) -> &'static str;
+
+    /// The console's description of the create/edit form.
+    fn form(&self) -> ProviderForm;
+
+    /// The message of a connection test that passed every check.
+    fn healthy_message(&self) -> &'static str;
+
+    /// Where an admin finds the secret and creates a new one, for messages about it.
+    fn secret_help(&self) -> SecretHelp;
+
+    /// Takes this type's connection fields from a create or test body (each one required or
+    /// defaulted) and returns the connection to store. Problems go into `fields`.
+    fn new_connection(&self, fields: &mut Fields) -> Option<Map<String, Value>>;
+
+    /// Takes the fields a PATCH changes and returns the whole new connection, or `None` when the
+    /// body changes none of them. Problems go into `fields`.
+    fn changed_connection(
+        &self,
+        current: &Map<String, Value>,
+        fields: &mut Fields,
+    ) -> Option<Map<String, Value>>;
+
+    /// A ready connection. Fails only when the stored connection is not this type's.
+    fn connect(
+        &self,
+        connection: &Map<String, Value>,
+        secret: SecretString,
+    ) -> Result<Box<dyn SiemConnector>, String>;
+
+    /// Drops whatever is cached for this connection (tokens), after its credentials changed or
+    /// the provider was deleted.
+    fn forget(&self, connection: &Map<String, Value>);
+
+    /// A short description of where a connection points, for the audit log (never a secret).
+    fn describe(&self, connection: &Map<String, Value>) -> String;
+
+    /// The OpenAPI schemas (objects) of this type's connection fields: `(create, update)`.
+    fn connection_schemas(&self) -> (RefOr<Schema>, RefOr<Schema>);
+}
+
+/// Where to find a provider type's secret, and how to replace it.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretHelp {
+    /// Where the secret's value is shown, e.g. "Azure Portal > … > Certificates & secrets".
+    pub location: &'static str,
+    /// Where its expiry date is shown.
+    pub expiry_location: &'static str,
+    /// What to do when it expires.
+    pub renewal: &'static str,
+}
+
+/// A provider type's form, as the console renders it (`GET /api/admin/siem-providers/types`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProviderForm {
+    pub provider_type: &'static str,
+    /// The product's name, e.g. "Microsoft Sentinel".
+    pub label: &'static str,
+    /// An example provider name.
+    pub name_placeholder: &'static str,
+    /// The connection fields in form order; the secret is always the last field.
+    pub fields: Vec<FormField>,
+    /// The checks of a connection test, in the order they run, with their labels.
+    pub checks: Vec<FormCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FormField {
+    /// The API field.
+    pub name: &'static str,
+    pub label: &'static str,
+    /// Where to find the value.
+    pub help: &'static str,
+    pub required: bool,
+    /// `text`, `secret` or `select`.
+    pub input: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<&'static str>,
+    /// An HTML `pattern` the value must match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<&'static str>,
+    /// The choices of a `select`, the first being the default.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<FormOption>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FormOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FormCheck {
+    pub name: &'static str,
+    pub label: &'static str,
+}
 
 /// One provider connection, ready to talk to its SIEM.
 pub trait SiemConnector: Send + Sync {
@@ -30,65 +147,9 @@ pub trait SiemConnector: Send + Sync {
         deadline: tokio::time::Instant,
     ) -> BoxFuture<'_, Result<IncidentPage, FetchError>>;
 
-    /// The tenant whose incidents this connection reads (incidents are stored once per tenant).
-    fn tenant_id(&self) -> &str;
-}
-
-/// Which page of incidents to read.
-#[derive(Debug, Clone)]
-pub enum PageRequest {
-    /// The first page of incidents updated at or after this RFC 3339 instant.
-    First { updated_since: String },
-    /// The page a previous page linked to.
-    Next(String),
-}
-
-/// Incidents in the SIEM's own JSON shape, and the link to the next page if any.
-#[derive(Debug)]
-pub struct IncidentPage {
-    pub incidents: Vec<serde_json::Value>,
-    pub next: Option<String>,
-}
-
-/// Why a page of incidents could not be read. "Could not read" is never "nothing new".
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum FetchError {
-    #[error("throttled")]
-    Throttled { retry_after: Option<Duration> },
-    #[error("HTTP {status}")]
-    Server {
-        status: u16,
-        retry_after: Option<Duration>,
-    },
-    #[error("{code}: {hint}")]
-    Denied { code: &'static str, hint: String },
-    #[error("no answer in time")]
-    Timeout,
-    #[error("unreachable: {0}")]
-    Unavailable(String),
-    #[error("unreadable answer: {0}")]
-    Unreadable(String),
-}
-
-impl FetchError {
-    /// Worth retrying within the same run.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Throttled { .. } | Self::Server { .. } | Self::Timeout | Self::Unavailable(_)
-        )
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Throttled { .. } => "upstream_throttled",
-            Self::Server { .. } => "upstream_unavailable",
-            Self::Denied { code, .. } => code,
-            Self::Timeout => "upstream_timeout",
-            Self::Unavailable(_) => "upstream_unreachable",
-            Self::Unreadable(_) => "upstream_unreadable",
-        }
-    }
+    /// The SIEM-side collection this connection's incidents belong to: incidents are stored
+    /// once per `(scope, external id)`, however many providers read them.
+    fn incident_scope(&self) -> String;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -103,7 +164,7 @@ pub enum CheckStatus {
 /// admin what to change; neither ever contains a secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
-    /// `token`, `log_analytics`, `incidents` or `alerts`.
+    /// The step, as the provider type names it (Sentinel: `token`, `log_analytics`, …).
     pub name: &'static str,
     pub status: CheckStatus,
     pub latency_ms: f64,

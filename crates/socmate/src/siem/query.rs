@@ -20,11 +20,12 @@ pub struct QueryRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The SIEM rejected the query itself (syntax, unknown table…): the analyst must fix it.
+    /// `message` names the SIEM and says why.
     #[error("the query is invalid: {message}")]
     Invalid {
         message: String,
         /// The SIEM's own error object, passed through for the analyst.
-        upstream: serde_json::Value,
+        upstream: Box<serde_json::Value>,
     },
     /// The provider's credentials or permissions do not allow the query.
     #[error("{code}: {hint}")]
@@ -46,7 +47,7 @@ pub enum QueryError {
 /// SoCMate's JSON table format (`[{"name", "columns": [{"name", "type"}], "rows": [[…]]}]`)
 /// instead of building a value tree; the HTTP layer sends these bytes as they are. Values keep
 /// their exact types: 64-bit integers never pass through `f64`, decimals stay strings, `NaN` and
-/// `Infinity` stay the strings Log Analytics sends, and `dynamic` values become the JSON they
+/// `Infinity` stay the strings the SIEM sends, and `dynamic` values become the JSON they
 /// encode.
 #[derive(Debug)]
 pub struct QueryResult {

@@ -6,22 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-/// One incident ready to store.
-pub struct MappedIncident {
-    pub external_id: String,
-    pub status: Option<String>,
-    pub severity: Option<String>,
-    pub last_update: DateTime<Utc>,
-    pub created: Option<DateTime<Utc>>,
-    pub data: Value,
-    pub alerts: Vec<MappedAlert>,
-}
-
-pub struct MappedAlert {
-    pub external_id: String,
-    pub last_update: DateTime<Utc>,
-    pub data: Value,
-}
+use crate::siem::{Alert, Incident};
 
 #[derive(Debug, thiserror::Error)]
 #[error("incident {id}: {problem}")]
@@ -59,8 +44,9 @@ fn snake(key: &str) -> String {
 }
 
 /// Maps one Graph incident; a record without an id or a readable `lastUpdateDateTime` is
-/// rejected on its own, not with its whole page.
-pub fn map_incident(incident: &Value) -> Result<MappedIncident, MappingError> {
+/// rejected on its own, not with its whole page. `tenant_id` is Graph's `tenantId`, or
+/// `fallback_tenant` where Graph leaves it empty.
+pub fn map_incident(incident: &Value, fallback_tenant: &str) -> Result<Incident, MappingError> {
     let object = incident.as_object().ok_or_else(|| MappingError {
         id: "?".into(),
         problem: "not a JSON object".into(),
@@ -83,7 +69,13 @@ pub fn map_incident(incident: &Value) -> Result<MappedIncident, MappingError> {
     let status = enum_value(object.get("status"));
     let severity = enum_value(object.get("severity"));
 
+    let tenant_id = object
+        .get("tenantId")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(fallback_tenant);
     let mut data = Map::new();
+    data.insert("tenant_id".into(), Value::String(tenant_id.to_owned()));
     for (key, value) in object {
         let renamed = match key.as_str() {
             "id" | "tenantId" | "alerts" => continue,
@@ -112,7 +104,7 @@ pub fn map_incident(incident: &Value) -> Result<MappedIncident, MappingError> {
         .and_then(Value::as_array)
         .map(|alerts| alerts.iter().filter_map(map_alert).collect())
         .unwrap_or_default();
-    Ok(MappedIncident {
+    Ok(Incident {
         external_id,
         status,
         severity,
@@ -123,7 +115,7 @@ pub fn map_incident(incident: &Value) -> Result<MappedIncident, MappingError> {
     })
 }
 
-fn map_alert(alert: &Value) -> Option<MappedAlert> {
+fn map_alert(alert: &Value) -> Option<Alert> {
     let object = alert.as_object()?;
     let external_id = object.get("id")?.as_str()?.to_owned();
     let last_update = parse_time(object.get("lastUpdateDateTime"))
@@ -139,15 +131,11 @@ fn map_alert(alert: &Value) -> Option<MappedAlert> {
         };
         data.insert(renamed, value.clone());
     }
-    Some(MappedAlert {
+    Some(Alert {
         external_id,
         last_update,
         data: Value::Object(data),
     })
-}
-
-pub fn nanos(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -166,10 +154,12 @@ mod tests {
                 .join(fixture);
             let page: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             for incident in page["value"].as_array().unwrap() {
-                let mapped = map_incident(incident).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+                let mapped =
+                    map_incident(incident, "tenant").unwrap_or_else(|e| panic!("{fixture}: {e}"));
                 assert!(!mapped.external_id.is_empty());
                 let data = mapped.data.as_object().unwrap();
                 for key in [
+                    "tenant_id",
                     "display_name",
                     "status",
                     "severity",
@@ -199,16 +189,19 @@ mod tests {
 
     #[test]
     fn unknown_enum_values_are_kept_and_bad_records_rejected_alone() {
-        let mapped = map_incident(&serde_json::json!({"id": "7", "status": "brandNewStatus", "lastUpdateDateTime": "2026-01-01T00:00:00.1234567Z"})).unwrap();
+        let mapped = map_incident(&serde_json::json!({"id": "7", "status": "brandNewStatus", "lastUpdateDateTime": "2026-01-01T00:00:00.1234567Z"}), "t").unwrap();
         assert_eq!(mapped.status.as_deref(), Some("brandNewStatus"));
         assert_eq!(
             mapped.data["last_update_at"], "2026-01-01T00:00:00.1234567Z",
             "Graph's own text is kept"
         );
-        assert!(map_incident(&serde_json::json!({"id": "8"})).is_err());
+        assert!(map_incident(&serde_json::json!({"id": "8"}), "t").is_err());
         assert!(
-            map_incident(&serde_json::json!({"lastUpdateDateTime": "2026-01-01T00:00:00Z"}))
-                .is_err()
+            map_incident(
+                &serde_json::json!({"lastUpdateDateTime": "2026-01-01T00:00:00Z"}),
+                "t"
+            )
+            .is_err()
         );
     }
 }

@@ -13,6 +13,7 @@ use socmate::app::Application;
 use socmate::auth::{JwtKeys, Role};
 use socmate::config::{Secrets, Settings};
 use socmate::sentinel::cloud::{EndpointOverrides, parse_endpoint};
+use socmate::siem::ProviderKind;
 use tokio_util::sync::CancellationToken;
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -59,6 +60,10 @@ pub struct Options {
     pub write_rate_per_minute: u32,
     /// `SOCMATE_TRUSTED_PROXIES` entries.
     pub trusted_proxies: Vec<&'static str>,
+    /// Provider types registered beside the built-in ones.
+    pub provider_types: Vec<Arc<dyn ProviderKind>>,
+    /// A store to open instead of a fresh one (its data dir and, on PostgreSQL, its URL).
+    pub store: Option<(tempfile::TempDir, Option<String>)>,
 }
 
 impl Default for Options {
@@ -80,6 +85,8 @@ impl Default for Options {
             sign_in_rate_per_minute: 1_000,
             write_rate_per_minute: 100_000,
             trusted_proxies: Vec::new(),
+            provider_types: Vec::new(),
+            store: None,
         }
     }
 }
@@ -87,6 +94,12 @@ impl Default for Options {
 pub fn master_key_b64(byte: u8) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// An empty data dir and, when the suite runs on PostgreSQL, a fresh database.
+pub async fn fresh_store() -> (tempfile::TempDir, Option<String>) {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    (data_dir, crate::pg::fresh_database().await)
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -100,8 +113,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let emulator = RunningEmulator::start(options.emulator)
         .await
         .expect("emulator starts");
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let db_url = crate::pg::fresh_database().await;
+    let (data_dir, db_url) = match options.store {
+        Some(store) => store,
+        None => fresh_store().await,
+    };
     let master_key = master_key_b64(42);
     let mut settings = settings(
         &emulator,
@@ -129,7 +144,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let app = Application::build_with_listener(settings, listener)
+    let mut registry =
+        socmate::provider_types::registry(&settings.endpoints).expect("provider types");
+    for kind in options.provider_types {
+        registry.register(kind);
+    }
+    let app = Application::build_with_registry(settings, listener, registry)
         .await
         .expect("app builds");
     let addr = app.local_addr().expect("addr");

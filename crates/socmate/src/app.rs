@@ -94,7 +94,7 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
-        let registry = crate::provider_types::registry(&settings.endpoints)?;
+        let registry = crate::provider_types::registry(&settings.provider_types)?;
         Self::build_with_registry(settings, listener, registry).await
     }
 

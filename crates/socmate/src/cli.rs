@@ -12,7 +12,7 @@ use crate::accounts;
 use crate::app::Application;
 use crate::audit::AuditContext;
 use crate::auth::{JwtKeys, Role, parse_ttl};
-use crate::config::{DataArgs, Secrets, ServeArgs, Settings};
+use crate::config::{DataArgs, Parsed, Secrets, ServeArgs, Settings};
 use crate::crypto;
 use crate::store::{DatabaseLocation, Db, StoreError};
 
@@ -139,17 +139,12 @@ enum TokenCommand {
     },
 }
 
-/// Runs the parsed command line; `matches` tells `config check` where each value came from.
-pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
+/// Runs the parsed command line; `parsed` tells `config check` where each value came from.
+pub fn main(cli: Cli, parsed: &Parsed) -> ExitCode {
     match cli.command {
         Command::Config {
             command: ConfigCommand::Check(args),
-        } => {
-            let check = matches
-                .subcommand_matches("config")
-                .and_then(|m| m.subcommand_matches("check"));
-            check_config(&args, check)
-        }
+        } => check_config(args, parsed),
         Command::Serve(args) => serve(args),
         Command::Migrate { data } => migrate(&data),
         Command::Token {
@@ -170,16 +165,18 @@ pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
         Command::Keys {
             command: KeysCommand::Forget { data, key_id },
         } => forget_key(&data, &key_id),
-        Command::Openapi => match crate::provider_types::registry(&Default::default()) {
-            Ok(registry) => match crate::openapi::document(&registry).to_pretty_json() {
-                Ok(json) => {
-                    println!("{json}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&format!("cannot render the OpenAPI document: {e}")),
-            },
-            Err(e) => fail(&format!("cannot set up the provider types: {e}")),
-        },
+        Command::Openapi => {
+            match crate::provider_types::registry(&Settings::defaults().provider_types) {
+                Ok(registry) => match crate::openapi::document(&registry).to_pretty_json() {
+                    Ok(json) => {
+                        println!("{json}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&format!("cannot render the OpenAPI document: {e}")),
+                },
+                Err(e) => fail(&format!("cannot set up the provider types: {e}")),
+            }
+        }
         Command::User {
             command: UserCommand::Add { data, email, role },
         } => add_user(&data, &email, role),
@@ -196,7 +193,7 @@ pub fn main(cli: Cli, matches: &clap::ArgMatches) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let settings = match Settings::new(&args, Secrets::from_env()) {
+    let settings = match Settings::new(args, Secrets::from_env()) {
         Ok(s) => s,
         Err(e) => return fail(&format!("invalid configuration: {e}")),
     };
@@ -413,10 +410,7 @@ where
     F: FnOnce(Db, PathBuf) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let data_dir = match data.data_dir() {
-        Ok(dir) => dir,
-        Err(e) => return fail(&format!("invalid configuration: {e}")),
-    };
+    let data_dir = data.data_dir.clone();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
@@ -461,17 +455,14 @@ fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitC
         return fail(message);
     }
     let email = email.trim();
-    let data_dir = match data.data_dir() {
-        Ok(dir) => dir,
-        Err(e) => return fail(&format!("invalid configuration: {e}")),
-    };
-    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+    let data_dir = &data.data_dir;
+    if let Err(e) = std::fs::create_dir_all(data_dir) {
         return fail(&format!(
             "cannot create data directory {}: {e}",
             data_dir.display()
         ));
     }
-    let keys = match JwtKeys::load(Secrets::from_env().jwt_secret.as_ref(), &data_dir) {
+    let keys = match JwtKeys::load(Secrets::from_env().jwt_secret.as_ref(), data_dir) {
         Ok(k) => k,
         Err(e) => return fail(&e.to_string()),
     };
@@ -484,15 +475,12 @@ fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitC
     }
 }
 
-fn check_config(args: &ServeArgs, matches: Option<&clap::ArgMatches>) -> ExitCode {
-    let report = args.data.file().and_then(|file| {
-        let settings = Settings::layered(args, &file, Secrets::from_env())?;
-        Ok(crate::config::describe(&settings, args, &file, |id| {
-            matches.and_then(|m| m.value_source(id))
-        }))
-    });
-    match report {
-        Ok(lines) => {
+fn check_config(args: ServeArgs, parsed: &Parsed) -> ExitCode {
+    use clap::CommandFactory as _;
+    let secrets = Secrets::from_env();
+    let lines = crate::config::describe(&Cli::command(), parsed, &secrets);
+    match Settings::new(args, secrets) {
+        Ok(_) => {
             for line in lines {
                 println!("{line}");
             }

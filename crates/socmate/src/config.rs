@@ -1,129 +1,106 @@
-//! Configuration: flags and `SOCMATE_*` environment variables (clap reads both) over an optional
-//! TOML file over built-in defaults, validated once at start-up. Secrets (master key, JWT secret, database URL) are read from the environment
-//! only — never flags, which other users can see in the process list.
+//! Configuration. Every setting is declared once, as a clap argument with its flag, its
+//! `SOCMATE_*` variable and its default; [`parse_command_line`] layers the optional TOML file
+//! (`--config` / `SOCMATE_CONFIG`) between the environment and the defaults, so the precedence is
+//! flag > environment > file > default, and `socmate config check` reports each value's source
+//! from the same parse. The file uses the arguments' ids as keys (`listen`, `sync_interval`, …);
+//! a provider type's settings sit in its own table (`[sentinel]`). Unknown keys are errors (a
+//! typo must not silently keep a default), and so are secrets (master key, JWT secret, database
+//! URL), which are read from the environment only — never flags, which other users can see in
+//! the process list, nor a file that may be committed.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory};
 use secrecy::SecretString;
 
 use crate::http::client_addr::{IpBlock, TrustedProxies};
-use crate::sentinel::cloud::{EndpointError, EndpointOverrides, parse_endpoint};
-
-const DEFAULT_DATA_DIR: &str = "./socmate-data";
+use crate::provider_types::ProviderTypeArgs;
 
 /// Options every command that touches the data dir shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArgs {
-    /// Directory for the SQLite database and generated key files [default: ./socmate-data].
-    #[arg(long, env = "SOCMATE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    /// Directory for the SQLite database and generated key files.
+    #[arg(long, env = "SOCMATE_DATA_DIR", default_value = "./socmate-data")]
+    pub data_dir: PathBuf,
     /// TOML configuration file, layered under environment variables and flags.
     #[arg(long, env = "SOCMATE_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
-impl DataArgs {
-    /// The configuration file's settings (empty without `--config`).
-    pub fn file(&self) -> Result<FileConfig, ConfigError> {
-        self.config
-            .as_deref()
-            .map_or_else(|| Ok(FileConfig::default()), FileConfig::load)
-    }
-
-    /// The data dir: flag or environment, then the file, then the default.
-    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
-        let file = self.file()?;
-        Ok(self
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-/// `serve`'s settings as flags and environment variables. Every field is optional here so that
-/// a value missing on the command line and in the environment can come from the config file;
-/// the defaults are applied in [`Settings::new`].
+/// `serve`'s settings: one declaration each.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "SOCMATE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Entra ID authority host override.
-    #[arg(long, env = "SOCMATE_AZURE_AUTHORITY_HOST")]
-    pub azure_authority_host: Option<String>,
-    /// Log Analytics query endpoint override (the host root; SoCMate appends /v1/...).
-    #[arg(long, env = "SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT")]
-    pub azure_log_analytics_endpoint: Option<String>,
-    /// Microsoft Graph endpoint override (the host root; SoCMate appends /v1.0/...).
-    #[arg(long, env = "SOCMATE_AZURE_GRAPH_ENDPOINT")]
-    pub azure_graph_endpoint: Option<String>,
-    /// Upper bound, in seconds, for a whole connection test [default: 5].
-    #[arg(long, env = "SOCMATE_CONNECTION_TEST_TIMEOUT")]
-    pub connection_test_timeout: Option<f64>,
-    /// Connection tests per minute per caller, per replica [default: 10].
-    #[arg(long, env = "SOCMATE_CONNECTION_TEST_RATE")]
-    pub connection_test_rate: Option<u32>,
-    /// Sign-in attempts per minute per client address and per email, per replica [default: 10].
-    #[arg(long, env = "SOCMATE_SIGN_IN_RATE")]
-    pub sign_in_rate: Option<u32>,
-    /// State-changing API requests per minute per caller, per replica [default: 120].
-    #[arg(long, env = "SOCMATE_WRITE_RATE")]
-    pub write_rate: Option<u32>,
-    /// Rows kept per query result; the rest are dropped and the result flagged `truncated`
-    /// [default: 500000].
-    #[arg(long, env = "SOCMATE_QUERY_ROW_CAP")]
-    pub query_row_cap: Option<usize>,
-    /// Seconds between scheduled incident syncs; 0 disables the scheduler [default: 300].
-    #[arg(long, env = "SOCMATE_SYNC_INTERVAL")]
-    pub sync_interval: Option<u64>,
-    /// Seconds each sync re-reads before the watermark, for late updates [default: 600].
-    #[arg(long, env = "SOCMATE_SYNC_LOOKBACK")]
-    pub sync_lookback: Option<u64>,
-    /// Days the first sync of a provider reads back [default: 7].
-    #[arg(long, env = "SOCMATE_SYNC_FIRST_WINDOW_DAYS")]
-    pub sync_first_window_days: Option<u64>,
-    /// Log format on stderr [default: text].
-    #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
+    /// Address to listen on.
+    #[arg(long, env = "SOCMATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Upper bound, in seconds, for a whole connection test (0.1 to 120).
+    #[arg(long, env = "SOCMATE_CONNECTION_TEST_TIMEOUT", default_value = "5", value_parser = test_timeout)]
+    pub connection_test_timeout: Duration,
+    /// Connection tests per minute per caller, per replica.
+    #[arg(long, env = "SOCMATE_CONNECTION_TEST_RATE", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
+    pub connection_test_rate: u32,
+    /// Sign-in attempts per minute per client address and per email, per replica.
+    #[arg(long, env = "SOCMATE_SIGN_IN_RATE", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
+    pub sign_in_rate: u32,
+    /// State-changing API requests per minute per caller, per replica.
+    #[arg(long, env = "SOCMATE_WRITE_RATE", default_value = "120", value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_rate: u32,
+    /// Rows kept per query result; the rest are dropped and the result flagged `truncated`.
+    #[arg(long, env = "SOCMATE_QUERY_ROW_CAP", default_value = "500000", value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_row_cap: u64,
+    /// Seconds between scheduled incident syncs; 0 disables the scheduler.
+    #[arg(long, env = "SOCMATE_SYNC_INTERVAL", default_value = "300")]
+    pub sync_interval: u64,
+    /// Seconds each sync re-reads before the watermark, for late updates.
+    #[arg(long, env = "SOCMATE_SYNC_LOOKBACK", default_value = "600")]
+    pub sync_lookback: u64,
+    /// Days the first sync of a provider reads back.
+    #[arg(long, env = "SOCMATE_SYNC_FIRST_WINDOW_DAYS", default_value = "7", value_parser = clap::value_parser!(u64).range(..=36_500))]
+    pub sync_first_window_days: u64,
+    /// Log format on stderr.
+    #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Reverse proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma
-    /// separated [default: none].
-    #[arg(long, env = "SOCMATE_TRUSTED_PROXIES")]
-    pub trusted_proxies: Option<String>,
+    /// separated [default: none, X-Forwarded-For is ignored].
+    #[arg(long, env = "SOCMATE_TRUSTED_PROXIES", value_parser = trusted_proxies)]
+    pub trusted_proxies: Option<TrustedProxies>,
+    #[command(flatten)]
+    pub provider_types: ProviderTypeArgs,
 }
 
-/// The configuration file (`--config` / `SOCMATE_CONFIG`): the settings of [`ServeArgs`] under
-/// their snake_case names. Unknown keys are errors (a typo must not silently keep a default), and
-/// so are secrets, which belong in the environment only.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub azure_authority_host: Option<String>,
-    pub azure_log_analytics_endpoint: Option<String>,
-    pub azure_graph_endpoint: Option<String>,
-    pub connection_test_timeout: Option<f64>,
-    pub connection_test_rate: Option<u32>,
-    pub sign_in_rate: Option<u32>,
-    pub write_rate: Option<u32>,
-    pub query_row_cap: Option<usize>,
-    pub sync_interval: Option<u64>,
-    pub sync_lookback: Option<u64>,
-    pub sync_first_window_days: Option<u64>,
-    pub log_format: Option<LogFormat>,
-    pub trusted_proxies: Option<String>,
+fn test_timeout(value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(secs) if (0.1..=120.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("must be a number of seconds between 0.1 and 120".to_owned()),
+    }
+}
+
+fn trusted_proxies(list: &str) -> Result<TrustedProxies, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            IpBlock::parse(entry).ok_or_else(|| {
+                format!(
+                    "must list IP addresses or CIDR blocks separated by commas; '{entry}' is neither"
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(TrustedProxies)
 }
 
 /// Secret settings, refused in the file with a pointer to their environment variable.
@@ -134,32 +111,15 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("database_url", "SOCMATE_DATABASE_URL"),
 ];
 
-impl FileConfig {
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Self::parse(&text).map_err(|reason| ConfigError::File {
-            path: path.display().to_string(),
-            reason,
-        })
-    }
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| e.message().to_owned())?;
-        if let Some((key, var)) = SECRET_KEYS.iter().find(|(key, _)| table.contains_key(*key)) {
-            return Err(format!(
-                "`{key}` is a secret and is read from the environment only: set {var} instead"
-            ));
-        }
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| e.message().to_owned())
-    }
-}
+/// Keys an earlier version read at the top level, and where they live now.
+const MOVED_KEYS: &[(&str, &str)] = &[
+    ("azure_authority_host", "authority_host in [sentinel]"),
+    (
+        "azure_log_analytics_endpoint",
+        "log_analytics_endpoint in [sentinel]",
+    ),
+    ("azure_graph_endpoint", "graph_endpoint in [sentinel]"),
+];
 
 /// Secrets from the environment, redacted in `Debug`.
 #[derive(Debug, Default)]
@@ -192,17 +152,8 @@ impl Secrets {
 pub enum ConfigError {
     #[error("configuration file {path}: {reason}")]
     File { path: String, reason: String },
-    #[error(transparent)]
-    Endpoint(#[from] EndpointError),
-    #[error("SOCMATE_CONNECTION_TEST_TIMEOUT must be between 0.1 and 120 seconds")]
-    TestTimeout,
     #[error("set SOCMATE_MASTER_KEYS or SOCMATE_MASTER_KEY, not both")]
     BothKeyVariables,
-    #[error(
-        "SOCMATE_TRUSTED_PROXIES must list IP addresses or CIDR blocks separated by commas; \
-         '{0}' is neither"
-    )]
-    TrustedProxy(String),
 }
 
 /// Everything `serve` needs, validated.
@@ -210,7 +161,6 @@ pub enum ConfigError {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    pub endpoints: EndpointOverrides,
     pub connection_test_budget: Duration,
     pub connection_test_rate: u32,
     pub sign_in_rate: u32,
@@ -219,236 +169,241 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub trusted_proxies: TrustedProxies,
     pub sync: crate::incidents::SyncSettings,
+    pub provider_types: ProviderTypeArgs,
     pub secrets: Secrets,
 }
 
 impl Settings {
-    /// Layers flags and environment (already merged by clap) over the file over the defaults.
-    pub fn new(args: &ServeArgs, secrets: Secrets) -> Result<Self, ConfigError> {
-        let file = args.data.file()?;
-        Self::layered(args, &file, secrets)
-    }
-
-    pub fn layered(
-        args: &ServeArgs,
-        file: &FileConfig,
-        secrets: Secrets,
-    ) -> Result<Self, ConfigError> {
-        let endpoint =
-            |name, value: Option<&String>| value.map(|v| parse_endpoint(name, v)).transpose();
-        let timeout = args
-            .connection_test_timeout
-            .or(file.connection_test_timeout)
-            .unwrap_or(5.0);
-        if !(0.1..=120.0).contains(&timeout) {
-            return Err(ConfigError::TestTimeout);
-        }
+    pub fn new(args: ServeArgs, secrets: Secrets) -> Result<Self, ConfigError> {
         if secrets.master_key.is_some() && secrets.master_keys.is_some() {
             return Err(ConfigError::BothKeyVariables);
         }
-        let trusted_proxies = args
-            .trusted_proxies
-            .as_ref()
-            .or(file.trusted_proxies.as_ref())
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|entry| !entry.is_empty())
-                    .map(|entry| {
-                        IpBlock::parse(entry)
-                            .ok_or_else(|| ConfigError::TrustedProxy(entry.to_owned()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let sync_interval = args.sync_interval.or(file.sync_interval).unwrap_or(300);
-        let sync_lookback = args.sync_lookback.or(file.sync_lookback).unwrap_or(600);
-        let first_window_days = args
-            .sync_first_window_days
-            .or(file.sync_first_window_days)
-            .unwrap_or(7);
         Ok(Self {
-            data_dir: args
-                .data
-                .data_dir
-                .clone()
-                .or_else(|| file.data_dir.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
-            endpoints: EndpointOverrides {
-                authority_host: endpoint(
-                    "SOCMATE_AZURE_AUTHORITY_HOST",
-                    args.azure_authority_host
-                        .as_ref()
-                        .or(file.azure_authority_host.as_ref()),
-                )?,
-                log_analytics: endpoint(
-                    "SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT",
-                    args.azure_log_analytics_endpoint
-                        .as_ref()
-                        .or(file.azure_log_analytics_endpoint.as_ref()),
-                )?,
-                graph: endpoint(
-                    "SOCMATE_AZURE_GRAPH_ENDPOINT",
-                    args.azure_graph_endpoint
-                        .as_ref()
-                        .or(file.azure_graph_endpoint.as_ref()),
-                )?,
-            },
-            connection_test_budget: Duration::from_secs_f64(timeout),
-            connection_test_rate: args
-                .connection_test_rate
-                .or(file.connection_test_rate)
-                .unwrap_or(10)
-                .max(1),
-            sign_in_rate: args.sign_in_rate.or(file.sign_in_rate).unwrap_or(10).max(1),
-            write_rate: args.write_rate.or(file.write_rate).unwrap_or(120).max(1),
-            query_row_cap: args
-                .query_row_cap
-                .or(file.query_row_cap)
-                .unwrap_or(500_000)
-                .max(1),
-            log_format: args
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
-            trusted_proxies: TrustedProxies(trusted_proxies),
+            data_dir: args.data.data_dir,
+            listen: args.listen,
+            connection_test_budget: args.connection_test_timeout,
+            connection_test_rate: args.connection_test_rate,
+            sign_in_rate: args.sign_in_rate,
+            write_rate: args.write_rate,
+            query_row_cap: usize::try_from(args.query_row_cap).unwrap_or(usize::MAX),
+            log_format: args.log_format,
+            trusted_proxies: args.trusted_proxies.unwrap_or_default(),
             sync: crate::incidents::SyncSettings {
-                interval: Duration::from_secs(sync_interval),
-                lookback: Duration::from_secs(sync_lookback),
-                first_window: Duration::from_secs(first_window_days.saturating_mul(86_400)),
+                interval: Duration::from_secs(args.sync_interval),
+                lookback: Duration::from_secs(args.sync_lookback),
+                first_window: Duration::from_secs(
+                    args.sync_first_window_days.saturating_mul(86_400),
+                ),
             },
+            provider_types: args.provider_types,
             secrets,
         })
     }
+
+    /// Every setting at its default, whatever the environment says, and no secrets (tests and
+    /// tools start from here).
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let command = Defaults::command().mut_args(|arg| arg.env(None));
+        let args = command
+            .try_get_matches_from(["socmate"])
+            .and_then(|m| <Defaults as clap::FromArgMatches>::from_arg_matches(&m));
+        match args.map(|defaults| Self::new(defaults.args, Secrets::default())) {
+            Ok(Ok(settings)) => settings,
+            // The defaults are literals above, checked by a unit test; no secrets, no conflict.
+            Ok(Err(e)) => unreachable!("the built-in defaults are valid: {e}"),
+            Err(e) => unreachable!("the built-in defaults parse: {e}"),
+        }
+    }
 }
 
-/// `socmate config check`'s report: each effective setting, where it came from, and which
-/// secrets are set (never their values).
-pub fn describe(
-    settings: &Settings,
-    args: &ServeArgs,
-    file: &FileConfig,
-    source_of: impl Fn(&str) -> Option<clap::parser::ValueSource>,
-) -> Vec<String> {
-    use clap::parser::ValueSource;
-    let source = |id: &str, from_args: bool, from_file: bool| match (from_args, source_of(id)) {
-        (true, Some(ValueSource::CommandLine)) => "flag".to_owned(),
-        (true, _) => format!("env {}", env_name(id)),
-        (false, _) if from_file => "file".to_owned(),
-        (false, _) => "default".to_owned(),
+/// A parsed command line, and which of its values came from the configuration file.
+pub struct Parsed {
+    pub matches: ArgMatches,
+    pub from_file: BTreeSet<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Parses `argv` as the command line of `C`, with the configuration file layered under flags and
+/// environment: each file entry that no flag or variable set becomes that flag. File keys are
+/// checked against `serve`'s settings (the file is shared by every subcommand; each takes what
+/// it has), so `socmate user add --config socmate.toml` works with the server's file.
+pub fn parse_command_line<C: CommandFactory>(argv: Vec<OsString>) -> Result<Parsed, ParseError> {
+    let command = C::command();
+    let matches = command.clone().try_get_matches_from(&argv)?;
+    let (leaf, leaf_matches) = leaf(&command, &matches);
+    let Some(path) = leaf_matches
+        .try_get_one::<PathBuf>("config")
+        .ok()
+        .flatten()
+        .cloned()
+    else {
+        return Ok(Parsed {
+            matches,
+            from_file: BTreeSet::new(),
+        });
     };
-    let url = |u: &Option<url::Url>| {
-        u.as_ref()
-            .map_or_else(|| "(the provider's cloud)".to_owned(), url::Url::to_string)
+    let serve = command
+        .find_subcommand("serve")
+        .cloned()
+        .unwrap_or_else(|| command.clone());
+    let entries = read_file(&path, &serve)?;
+    let mut injected = Vec::new();
+    let mut from_file = BTreeSet::new();
+    for (id, value) in entries {
+        let Some(arg) = leaf.get_arguments().find(|a| a.get_id() == id.as_str()) else {
+            continue;
+        };
+        let set_above = matches!(
+            leaf_matches.value_source(&id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        if let (false, Some(long)) = (set_above, arg.get_long()) {
+            injected.push(OsString::from(format!("--{long}={value}")));
+            from_file.insert(id);
+        }
+    }
+    if injected.is_empty() {
+        return Ok(Parsed { matches, from_file });
+    }
+    let matches = command.try_get_matches_from(argv.into_iter().chain(injected))?;
+    Ok(Parsed { matches, from_file })
+}
+
+/// The deepest subcommand named on the command line, and its matches.
+fn leaf<'a>(
+    command: &'a clap::Command,
+    matches: &'a ArgMatches,
+) -> (&'a clap::Command, &'a ArgMatches) {
+    let (mut command, mut matches) = (command, matches);
+    while let Some((name, sub)) = matches.subcommand() {
+        match command.find_subcommand(name) {
+            Some(found) => (command, matches) = (found, sub),
+            None => break,
+        }
+    }
+    (command, matches)
+}
+
+/// The file's entries as `(argument id, value)`, each key known to `serve` and each value valid
+/// for its argument.
+fn read_file(path: &Path, serve: &clap::Command) -> Result<Vec<(String, String)>, ConfigError> {
+    let failure = |reason: String| ConfigError::File {
+        path: path.display().to_string(),
+        reason,
     };
-    let rows: Vec<(&str, String, bool, bool)> = vec![
-        (
-            "listen",
-            settings.listen.to_string(),
-            args.listen.is_some(),
-            file.listen.is_some(),
-        ),
-        (
-            "data_dir",
-            settings.data_dir.display().to_string(),
-            args.data.data_dir.is_some(),
-            file.data_dir.is_some(),
-        ),
-        (
-            "azure_authority_host",
-            url(&settings.endpoints.authority_host),
-            args.azure_authority_host.is_some(),
-            file.azure_authority_host.is_some(),
-        ),
-        (
-            "azure_log_analytics_endpoint",
-            url(&settings.endpoints.log_analytics),
-            args.azure_log_analytics_endpoint.is_some(),
-            file.azure_log_analytics_endpoint.is_some(),
-        ),
-        (
-            "azure_graph_endpoint",
-            url(&settings.endpoints.graph),
-            args.azure_graph_endpoint.is_some(),
-            file.azure_graph_endpoint.is_some(),
-        ),
-        (
-            "connection_test_timeout",
-            settings.connection_test_budget.as_secs_f64().to_string(),
-            args.connection_test_timeout.is_some(),
-            file.connection_test_timeout.is_some(),
-        ),
-        (
-            "connection_test_rate",
-            settings.connection_test_rate.to_string(),
-            args.connection_test_rate.is_some(),
-            file.connection_test_rate.is_some(),
-        ),
-        (
-            "sign_in_rate",
-            settings.sign_in_rate.to_string(),
-            args.sign_in_rate.is_some(),
-            file.sign_in_rate.is_some(),
-        ),
-        (
-            "write_rate",
-            settings.write_rate.to_string(),
-            args.write_rate.is_some(),
-            file.write_rate.is_some(),
-        ),
-        (
-            "query_row_cap",
-            settings.query_row_cap.to_string(),
-            args.query_row_cap.is_some(),
-            file.query_row_cap.is_some(),
-        ),
-        (
-            "sync_interval",
-            settings.sync.interval.as_secs().to_string(),
-            args.sync_interval.is_some(),
-            file.sync_interval.is_some(),
-        ),
-        (
-            "sync_lookback",
-            settings.sync.lookback.as_secs().to_string(),
-            args.sync_lookback.is_some(),
-            file.sync_lookback.is_some(),
-        ),
-        (
-            "sync_first_window_days",
-            (settings.sync.first_window.as_secs() / 86_400).to_string(),
-            args.sync_first_window_days.is_some(),
-            file.sync_first_window_days.is_some(),
-        ),
-        (
-            "log_format",
-            format!("{:?}", settings.log_format).to_lowercase(),
-            args.log_format.is_some(),
-            file.log_format.is_some(),
-        ),
-        (
-            "trusted_proxies",
-            args.trusted_proxies
-                .clone()
-                .or_else(|| file.trusted_proxies.clone())
-                .unwrap_or_else(|| "(none: X-Forwarded-For is ignored)".to_owned()),
-            args.trusted_proxies.is_some(),
-            file.trusted_proxies.is_some(),
-        ),
-    ];
-    let mut lines: Vec<String> = rows
-        .into_iter()
-        .map(|(id, value, from_args, from_file)| {
-            format!("{id} = {value}    # {}", source(id, from_args, from_file))
+    let text = std::fs::read_to_string(path).map_err(|e| failure(e.to_string()))?;
+    entries(&text, serve).map_err(failure)
+}
+
+fn entries(text: &str, serve: &clap::Command) -> Result<Vec<(String, String)>, String> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| e.message().to_owned())?;
+    let mut flat = Vec::new();
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(section) => {
+                for (inner, value) in section {
+                    flat.push((format!("{key}.{inner}"), value));
+                }
+            }
+            value => flat.push((key, value)),
+        }
+    }
+    let known: Vec<&clap::Arg> = serve
+        .get_arguments()
+        .filter(|a| a.get_long().is_some() && a.get_id() != "config")
+        .collect();
+    let mut out = Vec::new();
+    for (key, value) in flat {
+        if let Some((_, var)) = SECRET_KEYS.iter().find(|(k, _)| *k == key) {
+            return Err(format!(
+                "`{key}` is a secret and is read from the environment only: set {var} instead"
+            ));
+        }
+        if let Some((_, now)) = MOVED_KEYS.iter().find(|(k, _)| *k == key) {
+            return Err(format!("`{key}` has moved: set {now}"));
+        }
+        let Some(arg) = known.iter().find(|a| a.get_id() == key.as_str()) else {
+            let names: Vec<&str> = known.iter().map(|a| a.get_id().as_str()).collect();
+            return Err(format!(
+                "unknown key `{key}`; the keys are {}",
+                names.join(", ")
+            ));
+        };
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => return Err(format!("`{key}` must be a string, a number or a boolean")),
+        };
+        // The argument's own parser, as the flag would be checked.
+        let long = arg.get_long().unwrap_or_default();
+        clap::Command::new("socmate")
+            .arg((*arg).clone().env(None))
+            .try_get_matches_from(["socmate".to_owned(), format!("--{long}={text}")])
+            .map_err(|e| format!("`{key}`: {}", clap_message(&e)))?;
+        out.push((key, text));
+    }
+    Ok(out)
+}
+
+/// A clap error's first line, without its `error: ` prefix.
+fn clap_message(error: &clap::Error) -> String {
+    let text = error.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
+}
+
+/// `socmate config check`'s report: each setting of `command` with its effective value and
+/// where it came from, then which secrets are set (never their values).
+pub fn describe(command: &clap::Command, parsed: &Parsed, secrets: &Secrets) -> Vec<String> {
+    let (leaf, matches) = leaf(command, &parsed.matches);
+    let mut lines: Vec<String> = leaf
+        .get_arguments()
+        .filter(|a| a.get_long().is_some() && a.get_id() != "config")
+        .map(|arg| {
+            let id = arg.get_id().as_str();
+            let value = matches
+                .get_raw(id)
+                .map(|values| {
+                    values
+                        .map(|v| v.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "(unset)".to_owned());
+            let source = if parsed.from_file.contains(id) {
+                "file".to_owned()
+            } else {
+                match matches.value_source(id) {
+                    Some(ValueSource::CommandLine) => "flag".to_owned(),
+                    Some(ValueSource::EnvVariable) => format!(
+                        "env {}",
+                        arg.get_env()
+                            .map(|e| e.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ),
+                    _ => "default".to_owned(),
+                }
+            };
+            format!("{id} = {value}    # {source}")
         })
         .collect();
     let set = |s: &Option<SecretString>| if s.is_some() { "set" } else { "not set" };
-    let secrets = &settings.secrets;
     lines.push(format!(
         "SOCMATE_MASTER_KEYS: {}; SOCMATE_MASTER_KEY: {} (both unset: the key file in data_dir)",
         set(&secrets.master_keys),
@@ -470,68 +425,81 @@ pub fn describe(
     lines
 }
 
-fn env_name(id: &str) -> String {
-    format!("SOCMATE_{}", id.to_uppercase())
-}
-
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
-
     use super::*;
 
     #[derive(clap::Parser)]
-    struct Serve {
-        #[command(flatten)]
-        args: ServeArgs,
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
     }
 
-    fn args(flags: &[&str]) -> ServeArgs {
-        let argv = std::iter::once("serve").chain(flags.iter().copied());
-        Serve::parse_from(argv).args
+    #[derive(clap::Subcommand)]
+    enum Command {
+        Serve(ServeArgs),
+    }
+
+    fn serve() -> clap::Command {
+        Cli::command()
+            .find_subcommand("serve")
+            .cloned()
+            .unwrap_or_else(|| unreachable!())
     }
 
     #[test]
-    fn flags_beat_the_file_and_the_file_beats_the_defaults() {
-        let file = FileConfig::parse(
-            "listen = \"127.0.0.1:9000\"\nwrite_rate = 7\nsync_interval = 60\nlog_format = \"json\"",
+    fn the_defaults_parse() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.sync.interval, Duration::from_secs(300));
+        assert_eq!(settings.sync.first_window, Duration::from_secs(7 * 86_400));
+        assert_eq!(settings.connection_test_budget, Duration::from_secs(5));
+        assert!(settings.provider_types.sentinel.authority_host.is_none());
+    }
+
+    #[test]
+    fn file_keys_are_argument_ids_and_tables_are_provider_types() {
+        let got = entries(
+            "listen = \"127.0.0.1:9000\"\nwrite_rate = 7\n[sentinel]\ngraph_endpoint = \"http://127.0.0.1:4000\"\n",
+            &serve(),
         )
         .unwrap();
-        let settings =
-            Settings::layered(&args(&["--write-rate", "9"]), &file, Secrets::default()).unwrap();
-        assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
-        assert_eq!(settings.write_rate, 9);
-        assert_eq!(settings.sync.interval, Duration::from_secs(60));
-        assert_eq!(settings.log_format, LogFormat::Json);
-        assert_eq!(settings.sign_in_rate, 10, "default");
-        assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            got,
+            [
+                ("listen".to_owned(), "127.0.0.1:9000".to_owned()),
+                (
+                    "sentinel.graph_endpoint".to_owned(),
+                    "http://127.0.0.1:4000".to_owned()
+                ),
+                ("write_rate".to_owned(), "7".to_owned()),
+            ]
+        );
     }
 
     #[test]
-    fn unknown_keys_wrong_types_and_secrets_are_refused_by_name() {
-        let unknown = FileConfig::parse("sync_intervall = 5").unwrap_err();
-        assert!(unknown.contains("sync_intervall"), "{unknown}");
-        let wrong_type = FileConfig::parse("write_rate = \"lots\"").unwrap_err();
-        assert!(wrong_type.contains("invalid type"), "{wrong_type}");
+    fn unknown_moved_wrong_and_secret_keys_are_refused_by_name() {
+        let unknown = entries("sync_intervall = 5", &serve()).unwrap_err();
+        assert!(unknown.contains("`sync_intervall`"), "{unknown}");
+        let moved = entries("azure_graph_endpoint = \"https://x\"", &serve()).unwrap_err();
+        assert!(moved.contains("graph_endpoint in [sentinel]"), "{moved}");
+        let wrong = entries("write_rate = \"lots\"", &serve()).unwrap_err();
+        assert!(
+            wrong.contains("`write_rate`") && wrong.contains("lots"),
+            "{wrong}"
+        );
+        let range = entries("connection_test_timeout = 500.0", &serve()).unwrap_err();
+        assert!(range.contains("between 0.1 and 120"), "{range}");
+        let insecure = entries(
+            "[sentinel]\ngraph_endpoint = \"http://graph.example.com\"",
+            &serve(),
+        )
+        .unwrap_err();
+        assert!(insecure.contains("https"), "{insecure}");
         for (key, var) in SECRET_KEYS {
-            let err = FileConfig::parse(&format!("{key} = \"hunter2-secret\"")).unwrap_err();
+            let err = entries(&format!("{key} = \"hunter2-secret\""), &serve()).unwrap_err();
             assert!(err.contains(var) && !err.contains("hunter2"), "{err}");
         }
-        assert!(FileConfig::parse("not toml at all [").is_err());
-    }
-
-    #[test]
-    fn file_values_are_validated_like_flags() {
-        let file = FileConfig::parse("connection_test_timeout = 500.0").unwrap();
-        assert!(matches!(
-            Settings::layered(&args(&[]), &file, Secrets::default()),
-            Err(ConfigError::TestTimeout)
-        ));
-        let file =
-            FileConfig::parse("azure_graph_endpoint = \"http://graph.example.com\"").unwrap();
-        assert!(matches!(
-            Settings::layered(&args(&[]), &file, Secrets::default()),
-            Err(ConfigError::Endpoint(_))
-        ));
+        assert!(entries("not toml at all [", &serve()).is_err());
     }
 }

@@ -1,11 +1,22 @@
-//! `socmate` binary: parse the command line and hand over to [`socmate::cli`].
+//! `socmate` binary: parse the command line (with the configuration file layered in) and hand
+//! over to [`socmate::cli`].
 
-use clap::{CommandFactory as _, FromArgMatches as _};
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
-    let matches = socmate::cli::Cli::command().get_matches();
-    match socmate::cli::Cli::from_arg_matches(&matches) {
-        Ok(cli) => socmate::cli::main(cli, &matches),
-        Err(e) => e.exit(),
+use clap::FromArgMatches as _;
+use socmate::cli::Cli;
+use socmate::config::{ParseError, parse_command_line};
+
+fn main() -> ExitCode {
+    match parse_command_line::<Cli>(std::env::args_os().collect()) {
+        Ok(parsed) => match Cli::from_arg_matches(&parsed.matches) {
+            Ok(cli) => socmate::cli::main(cli, &parsed),
+            Err(e) => e.exit(),
+        },
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Config(e)) => {
+            eprintln!("socmate: invalid configuration: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

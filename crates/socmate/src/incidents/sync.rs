@@ -20,6 +20,7 @@ use crate::providers::{ProviderError, Providers};
 use crate::siem::incidents::nanos;
 use crate::siem::{FetchError, IncidentPage, PageRequest, SiemConnector};
 
+/// The sync settings; their defaults are declared once, in `config::ServeArgs`.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     /// Time between scheduled runs; zero disables the scheduler (on-demand runs still work).
@@ -28,16 +29,6 @@ pub struct SyncSettings {
     pub lookback: Duration,
     /// How far back the very first run reads.
     pub first_window: Duration,
-}
-
-impl Default for SyncSettings {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(300),
-            lookback: Duration::from_secs(600),
-            first_window: Duration::from_secs(7 * 86_400),
-        }
-    }
 }
 
 /// Retry policy for one page: capped, jittered exponential backoff; `Retry-After` wins.

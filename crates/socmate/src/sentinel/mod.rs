@@ -14,6 +14,7 @@ mod graph;
 mod incidents;
 mod outbound;
 mod query;
+pub mod settings;
 pub mod token;
 mod transcode;
 

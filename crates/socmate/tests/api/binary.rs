@@ -459,7 +459,8 @@ async fn a_config_file_is_layered_under_env_and_flags_and_config_check_says_wher
     std::fs::write(
         &file,
         format!(
-            "listen = \"127.0.0.1:{port}\"\nsync_interval = 0\nsync_lookback = 42\nwrite_rate = 5\n"
+            "listen = \"127.0.0.1:{port}\"\nsync_interval = 0\nsync_lookback = 42\nwrite_rate = 5\n\
+             [sentinel]\ngraph_endpoint = \"http://127.0.0.1:4000\"\n"
         ),
     )
     .unwrap();
@@ -476,6 +477,8 @@ async fn a_config_file_is_layered_under_env_and_flags_and_config_check_says_wher
         "sync_lookback = 30    # env SOCMATE_SYNC_LOOKBACK".to_owned(),
         "write_rate = 9    # flag".to_owned(),
         "sign_in_rate = 10    # default".to_owned(),
+        "sentinel.graph_endpoint = http://127.0.0.1:4000    # file".to_owned(),
+        "sentinel.authority_host = (unset)    # default".to_owned(),
         "SOCMATE_JWT_SECRET: set".to_owned(),
     ] {
         assert!(report.contains(&line), "missing {line:?} in:\n{report}");
@@ -493,7 +496,9 @@ async fn a_config_file_is_layered_under_env_and_flags_and_config_check_says_wher
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `listen_addr`"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key `listen_addr`"), "{stderr}");
+    assert!(stderr.contains("typo.toml"), "names the file: {stderr}");
 
     // `serve` takes its address from the file (SOCMATE_CONFIG works like --config).
     let mut child = command(&data, None, &[("SOCMATE_CONFIG", file_arg)])

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use socmate::app::Application;
 use socmate::auth::{JwtKeys, Role};
 use socmate::config::{Secrets, Settings};
-use socmate::sentinel::cloud::{EndpointOverrides, parse_endpoint};
+use socmate::sentinel::cloud::parse_endpoint;
 use socmate::siem::ProviderKind;
 use tokio_util::sync::CancellationToken;
 
@@ -138,14 +138,14 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .collect(),
     );
     if let Some(authority) = &options.authority {
-        settings.endpoints.authority_host =
+        settings.provider_types.sentinel.authority_host =
             Some(parse_endpoint("authority", authority).expect("url"));
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let mut registry =
-        socmate::provider_types::registry(&settings.endpoints).expect("provider types");
+        socmate::provider_types::registry(&settings.provider_types).expect("provider types");
     for kind in options.provider_types {
         registry.register(kind);
     }
@@ -187,35 +187,28 @@ pub fn settings(
     db_url: Option<&str>,
     test_budget: Duration,
 ) -> Settings {
-    let url = emulator.url();
-    Settings {
-        data_dir: data_dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        endpoints: EndpointOverrides {
-            authority_host: Some(parse_endpoint("authority", &url).expect("url")),
-            log_analytics: Some(parse_endpoint("la", &url).expect("url")),
-            graph: Some(parse_endpoint("graph", &url).expect("url")),
-        },
-        connection_test_budget: test_budget,
-        // Generous, so that only the rate-limit test meets the limit.
-        connection_test_rate: 1_000,
-        sign_in_rate: 1_000,
-        write_rate: 100_000,
-        query_row_cap: 500_000,
-        log_format: socmate::config::LogFormat::Text,
-        trusted_proxies: Default::default(),
-        // Tests drive sync runs themselves unless they ask for the scheduler.
-        sync: socmate::incidents::SyncSettings {
-            interval: Duration::ZERO,
-            ..Default::default()
-        },
-        secrets: Secrets {
-            master_key: Some(SecretString::from(master_key.to_owned())),
-            master_keys: None,
-            jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
-            database_url: db_url.map(|u| SecretString::from(u.to_owned())),
-        },
-    }
+    let url = parse_endpoint("the emulator", &emulator.url()).expect("url");
+    let mut settings = Settings::defaults();
+    settings.data_dir = data_dir.to_path_buf();
+    settings.listen = "127.0.0.1:0".parse().expect("addr");
+    let sentinel = &mut settings.provider_types.sentinel;
+    sentinel.authority_host = Some(url.clone());
+    sentinel.log_analytics_endpoint = Some(url.clone());
+    sentinel.graph_endpoint = Some(url);
+    settings.connection_test_budget = test_budget;
+    // Generous, so that only the rate-limit tests meet the limits.
+    settings.connection_test_rate = 1_000;
+    settings.sign_in_rate = 1_000;
+    settings.write_rate = 100_000;
+    // Tests drive sync runs themselves unless they ask for the scheduler.
+    settings.sync.interval = Duration::ZERO;
+    settings.secrets = Secrets {
+        master_key: Some(SecretString::from(master_key.to_owned())),
+        master_keys: None,
+        jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
+        database_url: db_url.map(|u| SecretString::from(u.to_owned())),
+    };
+    settings
 }
 
 pub struct Reply {

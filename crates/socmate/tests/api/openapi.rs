@@ -10,7 +10,9 @@ const COMMITTED: &str = include_str!("../../../../docs/openapi.json");
 
 #[test]
 fn the_committed_document_is_current() {
-    let registry = socmate::provider_types::registry(&Default::default()).unwrap();
+    let registry =
+        socmate::provider_types::registry(&socmate::config::Settings::defaults().provider_types)
+            .unwrap();
     let generated: Value = serde_json::from_str(
         &socmate::openapi::document(&registry)
             .to_pretty_json()

@@ -46,7 +46,7 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     await page.getByTestId('forbidden').waitFor();
     assert.equal(await page.getByTestId('providers-table').count(), 0);
 
-    // Query console: the picker offers the default provider only.
+    // Query console: the picker offers the default provider (the only one here) by its name.
     await page.getByTestId('nav-query').click();
     await waitForText(page.getByTestId('page-title'), /Query/);
     const picker = page.getByLabel('Provider');

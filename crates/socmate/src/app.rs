@@ -276,6 +276,7 @@ pub fn router(services: Services) -> Router {
     let ApiRouters {
         providers: provider_routes,
         provider_sync,
+        provider_directory,
         audit_log,
         siem,
         investigations,
@@ -290,7 +291,7 @@ pub fn router(services: Services) -> Router {
         .nest(
             mount(openapi::PROVIDERS, "/api/admin"),
             provider_routes
-                .with_state(providers)
+                .with_state(providers.clone())
                 .merge(provider_sync.with_state(sync.clone())),
         )
         .nest(
@@ -304,7 +305,8 @@ pub fn router(services: Services) -> Router {
         .nest("/admin", admin)
         .nest(
             mount(openapi::SIEM, "/api"),
-            siem.with_state(queries.clone()),
+            siem.with_state(queries.clone())
+                .merge(provider_directory.with_state(providers.clone())),
         )
         .nest(
             mount(openapi::INVESTIGATIONS, "/api"),

@@ -3,7 +3,7 @@
 //! (`--config` / `SOCMATE_CONFIG`) between the environment and the defaults, so the precedence is
 //! flag > environment > file > default, and `socmate config check` reports each value's source
 //! from the same parse. The file uses the arguments' ids as keys (`listen`, `sync_interval`, …);
-//! a provider type's settings sit in its own table (`[sentinel]`). Unknown keys are errors (a
+//! a provider type's settings sit in a table of its own. Unknown keys are errors (a
 //! typo must not silently keep a default), and so are secrets (master key, JWT secret, database
 //! URL), which are read from the environment only — never flags, which other users can see in
 //! the process list, nor a file that may be committed.
@@ -109,16 +109,6 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("master_keys", "SOCMATE_MASTER_KEYS"),
     ("jwt_secret", "SOCMATE_JWT_SECRET"),
     ("database_url", "SOCMATE_DATABASE_URL"),
-];
-
-/// Keys an earlier version read at the top level, and where they live now.
-const MOVED_KEYS: &[(&str, &str)] = &[
-    ("azure_authority_host", "authority_host in [sentinel]"),
-    (
-        "azure_log_analytics_endpoint",
-        "log_analytics_endpoint in [sentinel]",
-    ),
-    ("azure_graph_endpoint", "graph_endpoint in [sentinel]"),
 ];
 
 /// Secrets from the environment, redacted in `Debug`.
@@ -307,7 +297,7 @@ fn read_file(path: &Path, serve: &clap::Command) -> Result<Vec<(String, String)>
     entries(&text, serve).map_err(failure)
 }
 
-fn entries(text: &str, serve: &clap::Command) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn entries(text: &str, serve: &clap::Command) -> Result<Vec<(String, String)>, String> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| e.message().to_owned())?;
@@ -333,7 +323,10 @@ fn entries(text: &str, serve: &clap::Command) -> Result<Vec<(String, String)>, S
                 "`{key}` is a secret and is read from the environment only: set {var} instead"
             ));
         }
-        if let Some((_, now)) = MOVED_KEYS.iter().find(|(k, _)| *k == key) {
+        if let Some((_, now)) = crate::provider_types::MOVED_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
             return Err(format!("`{key}` has moved: set {now}"));
         }
         let Some(arg) = known.iter().find(|a| a.get_id() == key.as_str()) else {
@@ -426,7 +419,7 @@ pub fn describe(command: &clap::Command, parsed: &Parsed, secrets: &Secrets) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(clap::Parser)]
@@ -440,7 +433,8 @@ mod tests {
         Serve(ServeArgs),
     }
 
-    fn serve() -> clap::Command {
+    /// `serve` as the file layering sees it.
+    pub(crate) fn serve() -> clap::Command {
         Cli::command()
             .find_subcommand("serve")
             .cloned()
@@ -454,35 +448,25 @@ mod tests {
         assert_eq!(settings.sync.interval, Duration::from_secs(300));
         assert_eq!(settings.sync.first_window, Duration::from_secs(7 * 86_400));
         assert_eq!(settings.connection_test_budget, Duration::from_secs(5));
-        assert!(settings.provider_types.sentinel.authority_host.is_none());
+        assert_eq!(settings.query_row_cap, 500_000);
     }
 
     #[test]
-    fn file_keys_are_argument_ids_and_tables_are_provider_types() {
-        let got = entries(
-            "listen = \"127.0.0.1:9000\"\nwrite_rate = 7\n[sentinel]\ngraph_endpoint = \"http://127.0.0.1:4000\"\n",
-            &serve(),
-        )
-        .unwrap();
+    fn file_keys_are_argument_ids() {
+        let got = entries("listen = \"127.0.0.1:9000\"\nwrite_rate = 7\n", &serve()).unwrap();
         assert_eq!(
             got,
             [
                 ("listen".to_owned(), "127.0.0.1:9000".to_owned()),
-                (
-                    "sentinel.graph_endpoint".to_owned(),
-                    "http://127.0.0.1:4000".to_owned()
-                ),
                 ("write_rate".to_owned(), "7".to_owned()),
             ]
         );
     }
 
     #[test]
-    fn unknown_moved_wrong_and_secret_keys_are_refused_by_name() {
+    fn unknown_wrong_and_secret_keys_are_refused_by_name() {
         let unknown = entries("sync_intervall = 5", &serve()).unwrap_err();
         assert!(unknown.contains("`sync_intervall`"), "{unknown}");
-        let moved = entries("azure_graph_endpoint = \"https://x\"", &serve()).unwrap_err();
-        assert!(moved.contains("graph_endpoint in [sentinel]"), "{moved}");
         let wrong = entries("write_rate = \"lots\"", &serve()).unwrap_err();
         assert!(
             wrong.contains("`write_rate`") && wrong.contains("lots"),
@@ -490,12 +474,8 @@ mod tests {
         );
         let range = entries("connection_test_timeout = 500.0", &serve()).unwrap_err();
         assert!(range.contains("between 0.1 and 120"), "{range}");
-        let insecure = entries(
-            "[sentinel]\ngraph_endpoint = \"http://graph.example.com\"",
-            &serve(),
-        )
-        .unwrap_err();
-        assert!(insecure.contains("https"), "{insecure}");
+        let zero = entries("write_rate = 0", &serve()).unwrap_err();
+        assert!(zero.contains("`write_rate`"), "{zero}");
         for (key, var) in SECRET_KEYS {
             let err = entries(&format!("{key} = \"hunter2-secret\""), &serve()).unwrap_err();
             assert!(err.contains(var) && !err.contains("hunter2"), "{err}");

@@ -28,22 +28,33 @@ struct Asset {
 
 const INDEX: &str = include_str!("../console/index.html");
 const API_DOCS: &str = include_str!("../console/api-docs.html");
+/// A console script, by its path under `console/`.
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            name: $name,
+            content_type: "text/javascript; charset=utf-8",
+            body: include_str!(concat!("../console/", $name)),
+        }
+    };
+}
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/app.js"),
-    },
-    Asset {
-        name: "api-docs.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/api-docs.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../console/dom.js"),
-    },
+    script!("app.js"),
+    script!("api.js"),
+    script!("dom.js"),
+    script!("form.js"),
+    script!("router.js"),
+    script!("shell.js"),
+    script!("ui.js"),
+    script!("pages/incident.js"),
+    script!("pages/incidents.js"),
+    script!("pages/provider-form.js"),
+    script!("pages/provider-parts.js"),
+    script!("pages/providers.js"),
+    script!("pages/query.js"),
+    script!("pages/sign-in.js"),
+    script!("api-docs.js"),
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
@@ -55,7 +66,7 @@ pub fn router() -> Router {
     Router::new()
         .route("/", get(|| page(INDEX)))
         .route("/api/docs", get(|| page(API_DOCS)))
-        .route("/console/{name}", get(asset))
+        .route("/console/{*name}", get(asset))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),

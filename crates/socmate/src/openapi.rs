@@ -32,6 +32,7 @@ pub const AUTH: &str = "/api/auth";
 pub struct ApiRouters {
     pub providers: Router<crate::providers::Providers>,
     pub provider_sync: Router<IncidentSync>,
+    pub provider_directory: Router<crate::providers::Providers>,
     pub audit_log: Router<Db>,
     pub siem: Router<Queries>,
     pub investigations: Router<Queries>,
@@ -57,6 +58,8 @@ pub fn api(registry: &Registry) -> ApiRouters {
     take(AUDIT_LOG, api);
     let (siem, api) = crate::queries::router().split_for_parts();
     take(SIEM, api);
+    let (provider_directory, api) = crate::providers::directory().split_for_parts();
+    take(SIEM, api);
     let (investigations, api) = crate::investigations::router().split_for_parts();
     take(INVESTIGATIONS, api);
     let (incidents, api) = crate::incidents::router().split_for_parts();
@@ -70,6 +73,7 @@ pub fn api(registry: &Registry) -> ApiRouters {
     ApiRouters {
         providers,
         provider_sync,
+        provider_directory,
         audit_log,
         siem,
         investigations,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::sentinel::Sentinel;
-use crate::sentinel::settings::SentinelArgs;
+use crate::sentinel::settings::{self, SentinelArgs};
 use crate::siem::Registry;
 
 /// Each provider type's settings, under its own heading in `--help` and its own table in the
@@ -19,6 +19,9 @@ pub struct ProviderTypeArgs {
     )]
     pub sentinel: SentinelArgs,
 }
+
+/// Configuration-file keys the provider types have moved, with their new place.
+pub const MOVED_KEYS: &[(&str, &str)] = settings::MOVED_KEYS;
 
 pub fn registry(settings: &ProviderTypeArgs) -> Result<Registry, reqwest::Error> {
     Ok(Registry::default().with(Arc::new(Sentinel::new(settings.sentinel.endpoints())?)))

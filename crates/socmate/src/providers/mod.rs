@@ -11,5 +11,5 @@ pub mod store;
 pub mod validate;
 
 pub use model::{HealthStatus, Provider, ProviderStatus};
-pub use routes::router;
+pub use routes::{directory, router};
 pub use service::{ProviderError, Providers};

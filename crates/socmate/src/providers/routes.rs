@@ -24,13 +24,21 @@ pub fn router() -> OpenApiRouter<Providers> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(test_credentials))
-        .routes(routes!(provider_types))
         .routes(routes!(detail, update, delete))
         .routes(routes!(set_default))
         .routes(routes!(test_saved))
 }
 
+/// What any signed-in user may know of the providers (mounted at `/api/siem`): the provider
+/// types with their forms, and the live providers by name — never a connection detail.
+pub fn directory() -> OpenApiRouter<Providers> {
+    OpenApiRouter::new()
+        .routes(routes!(provider_types))
+        .routes(routes!(provider_names))
+}
+
 const TAG: &str = "SIEM providers (admin)";
+const DIRECTORY_TAG: &str = "Queries and investigations";
 
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
@@ -75,14 +83,48 @@ struct ProviderTypes {
 /// The provider types this SoCMate supports, with their forms.
 ///
 /// Each type lists its connection fields (label, where to find the value, whether required, the
-/// choices of a select) and the checks its connection test runs; the console builds its forms
-/// from this.
-#[utoipa::path(get, path = "/types", tag = TAG,
+/// choices of a select), the checks its connection test runs and its query language; the console
+/// builds its forms and query page from this.
+#[utoipa::path(get, path = "/provider-types", tag = DIRECTORY_TAG,
     responses((status = 200, description = "The supported provider types", body = ProviderTypes)))]
 async fn provider_types(State(providers): State<Providers>) -> axum::Json<ProviderTypes> {
     axum::Json(ProviderTypes {
         provider_types: providers.forms(),
     })
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProviderName {
+    id: String,
+    name: String,
+    provider_type: String,
+    is_default: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProviderNames {
+    providers: Vec<ProviderName>,
+}
+
+/// The live providers by name, default first, for choosing where a query runs.
+#[utoipa::path(get, path = "/providers", tag = DIRECTORY_TAG,
+    responses((status = 200, description = "Every live provider's id, name and type", body = ProviderNames)))]
+async fn provider_names(
+    State(providers): State<Providers>,
+) -> Result<axum::Json<ProviderNames>, ApiError> {
+    let mut names: Vec<ProviderName> = providers
+        .list()
+        .await?
+        .into_iter()
+        .map(|p| ProviderName {
+            id: p.id,
+            name: p.name,
+            provider_type: p.provider_type,
+            is_default: p.is_default,
+        })
+        .collect();
+    names.sort_by_key(|p| !p.is_default);
+    Ok(axum::Json(ProviderNames { providers: names }))
 }
 
 /// Test credentials without saving them.

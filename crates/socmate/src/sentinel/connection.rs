@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::cloud::AzureCloud;
 use crate::siem::fields::is_guid;
-use crate::siem::{Fields, FormCheck, FormField, FormOption, ProviderForm, SecretHelp};
+use crate::siem::{Fields, FormCheck, FormField, FormOption, ProviderForm, QueryHelp, SecretHelp};
 
 pub const PROVIDER_TYPE: &str = "sentinel";
 pub const MESSAGE_HEALTHY: &str = "Connected to Sentinel workspace successfully";
@@ -144,6 +144,11 @@ pub fn form() -> ProviderForm {
         provider_type: PROVIDER_TYPE,
         label: "Microsoft Sentinel",
         name_placeholder: "Production Sentinel",
+        intro: "Fill in the connection details of the Azure app registration, test the \
+                connection, then save. The app needs Microsoft Graph > SecurityIncident.Read.All \
+                and SecurityAlert.Read.All as application permissions with admin consent, and \
+                read access to the workspace's logs: the Log Analytics Reader (or Microsoft \
+                Sentinel Reader) role on the workspace.",
         fields: vec![
             text(
                 "workspace_id",
@@ -212,6 +217,12 @@ pub fn form() -> ProviderForm {
                 label: "Alerts (Graph)",
             },
         ],
+        query: QueryHelp {
+            language: "KQL",
+            example: "SecurityIncident | summarize count() by Status",
+            hint: "Runs on the provider's Log Analytics workspace. The time range applies on top \
+                   of the query's own filters.",
+        },
     }
 }
 

@@ -6,6 +6,16 @@ use url::Url;
 
 use super::cloud::{EndpointError, EndpointOverrides, parse_endpoint};
 
+/// Keys an earlier version read at the top level of the configuration file, and their place now.
+pub const MOVED_KEYS: &[(&str, &str)] = &[
+    ("azure_authority_host", "authority_host in [sentinel]"),
+    (
+        "azure_log_analytics_endpoint",
+        "log_analytics_endpoint in [sentinel]",
+    ),
+    ("azure_graph_endpoint", "graph_endpoint in [sentinel]"),
+];
+
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SentinelArgs {
     /// Entra ID authority host, e.g. https://login.microsoftonline.com [default: the provider's
@@ -34,4 +44,41 @@ impl SentinelArgs {
 
 fn endpoint(value: &str) -> Result<Url, EndpointError> {
     parse_endpoint("the endpoint", value)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::entries;
+    use crate::config::tests::serve;
+
+    #[test]
+    fn the_sentinel_table_of_the_file() {
+        let got = entries(
+            "[sentinel]\ngraph_endpoint = \"http://127.0.0.1:4000\"\n",
+            &serve(),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [(
+                "sentinel.graph_endpoint".to_owned(),
+                "http://127.0.0.1:4000".to_owned()
+            )]
+        );
+        let insecure = entries(
+            "[sentinel]\ngraph_endpoint = \"http://graph.example.com\"",
+            &serve(),
+        )
+        .unwrap_err();
+        assert!(insecure.contains("https"), "{insecure}");
+        let moved = entries("azure_graph_endpoint = \"https://x\"", &serve()).unwrap_err();
+        assert!(moved.contains("graph_endpoint in [sentinel]"), "{moved}");
+        assert!(
+            crate::config::Settings::defaults()
+                .provider_types
+                .sentinel
+                .authority_host
+                .is_none()
+        );
+    }
 }

@@ -108,7 +108,7 @@ impl Fields {
     }
 
     /// Ends validation: whatever nobody took is not a field of this body. `known` describes what
-    /// is accepted (for the message), e.g. "a sentinel provider".
+    /// is accepted (for the message), e.g. "a <type> provider".
     pub fn finish<T>(
         mut self,
         known: &str,

@@ -1,6 +1,6 @@
 //! The seam between SoCMate's core and the SIEM products it connects to.
 //!
-//! A provider type (Microsoft Sentinel today) implements [`ProviderKind`] — its connection
+//! A provider type implements [`ProviderKind`] — its connection
 //! fields, their validation and form, its messages, how to connect — and the connections it makes
 //! implement [`SiemConnector`]: the connection test, queries and incident pages. The core
 //! (provider management, queries, incident sync, the console) only ever talks to these traits, and
@@ -31,7 +31,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// to connect with it. The stored connection is this type's own JSON object (its fields as the
 /// API shows them); the secret is kept apart by the core, encrypted.
 pub trait ProviderKind: Send + Sync {
-    /// The `provider_type` value, e.g. `sentinel`.
+    /// The `provider_type` value, lower case.
     fn provider_type(&self) -> &'static str;
 
     /// The console's description of the create/edit form.
@@ -88,14 +88,28 @@ pub struct SecretHelp {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderForm {
     pub provider_type: &'static str,
-    /// The product's name, e.g. "Microsoft Sentinel".
+    /// The product's name, as the console shows it.
     pub label: &'static str,
     /// An example provider name.
     pub name_placeholder: &'static str,
+    /// What the admin prepares on the SIEM's side before filling in the form.
+    pub intro: &'static str,
     /// The connection fields in form order; the secret is always the last field.
     pub fields: Vec<FormField>,
     /// The checks of a connection test, in the order they run, with their labels.
     pub checks: Vec<FormCheck>,
+    /// How the query page presents this type's queries.
+    pub query: QueryHelp,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QueryHelp {
+    /// The query language's name, e.g. "KQL".
+    pub language: &'static str,
+    /// A query that works on any connection of this type.
+    pub example: &'static str,
+    /// What a query runs on, and how the time range applies.
+    pub hint: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -164,7 +178,7 @@ pub enum CheckStatus {
 /// admin what to change; neither ever contains a secret.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Check {
-    /// The step, as the provider type names it (Sentinel: `token`, `log_analytics`, …).
+    /// The step, as the provider type names it (its form lists them).
     pub name: &'static str,
     pub status: CheckStatus,
     pub latency_ms: f64,

@@ -32,7 +32,7 @@ impl Registry {
         self.kinds.iter()
     }
 
-    /// `"sentinel"` or `"sentinel", "splunk"`: the accepted `provider_type` values, for messages.
+    /// `"a"` or `"a", "b"`: the accepted `provider_type` values, for messages.
     pub fn names(&self) -> String {
         self.kinds
             .iter()

@@ -22,7 +22,7 @@ use socmate::incidents::RunOutcome;
 use socmate::siem::{
     Alert, BoxFuture, Check, ConnectionReport, FetchError, Fields, FormCheck, FormField,
     FormOption, Incident, IncidentPage, PageRequest, ProviderForm, ProviderKind, QueryError,
-    QueryRequest, QueryResult, SecretHelp, SiemConnector,
+    QueryHelp, QueryRequest, QueryResult, SecretHelp, SiemConnector,
 };
 use utoipa::openapi::{RefOr, Schema};
 
@@ -182,6 +182,7 @@ impl ProviderKind for AcmeKind {
             provider_type: "acme",
             label: "Acme SIEM",
             name_placeholder: "Acme EU",
+            intro: "Create an API token in Acme first.",
             fields: vec![
                 FormField {
                     name: "base_url",
@@ -229,6 +230,11 @@ impl ProviderKind for AcmeKind {
                 name: "api",
                 label: "Acme API",
             }],
+            query: QueryHelp {
+                language: "Acme search",
+                example: "count by host",
+                hint: "Runs on the Acme server.",
+            },
         }
     }
 
@@ -491,7 +497,9 @@ async fn a_second_provider_type_goes_through_the_whole_core() {
     const BASE: &str = "/api/admin/siem-providers";
 
     // The console learns the type's form from the API.
-    let types = app.admin(Method::GET, &format!("{BASE}/types"), None).await;
+    let types = app
+        .analyst(Method::GET, "/api/siem/provider-types", None)
+        .await;
     let names: Vec<&str> = types.body["provider_types"]
         .as_array()
         .unwrap()

@@ -344,6 +344,35 @@ async fn the_console_is_served_with_a_strict_content_security_policy() {
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
+/// Every module a console script imports is served: the console is split into modules, and a
+/// file left out of the embedded list would break the page in the browser only.
+#[tokio::test]
+async fn every_console_module_that_is_imported_is_served() {
+    let app = spawn_app().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+    let mut scripts = vec![root.join("app.js")];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(file) = scripts.pop() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for import in text.split("from '/console/").skip(1) {
+            let module = import.split('\'').next().unwrap().to_owned();
+            if seen.insert(module.clone()) {
+                scripts.push(root.join(&module));
+                let response = app
+                    .http
+                    .get(format!("{}/console/{module}", app.base))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "{module}");
+                let served = response.text().await.unwrap();
+                assert_eq!(served, std::fs::read_to_string(root.join(&module)).unwrap());
+            }
+        }
+    }
+    assert!(seen.len() >= 10, "{seen:?}");
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_limits_and_audit_see_each_client() {
     async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> StatusCode {

@@ -1,0 +1,93 @@
+// The SoCMate API client: every request the console makes goes through `api`.
+//
+// The session cookie is HttpOnly: this code never sees it. Every non-GET request carries
+// `X-Requested-With: SoCMate`, which the server requires of cookie-authenticated unsafe requests.
+
+export class ApiError extends Error {
+  constructor(status, problem, retryAfter) {
+    super((problem && (problem.detail || problem.title)) || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem || {};
+    this.code = this.problem.code || null;
+    this.errors = Array.isArray(this.problem.errors) ? this.problem.errors : [];
+    this.retryAfter = retryAfter;
+  }
+}
+
+let onUnauthenticated = () => {};
+
+/** Sets what happens when a request finds the session gone (the sign-in page). */
+export function whenUnauthenticated(handler) {
+  onUnauthenticated = handler;
+}
+
+function retryAfterOf(response, data) {
+  const header = response.headers.get('Retry-After');
+  if (header && /^\d+$/.test(header.trim())) return Number(header.trim());
+  if (data && typeof data.retry_after === 'number') return Math.ceil(data.retry_after);
+  return null;
+}
+
+/**
+ * Calls the API. Resolves with the parsed JSON body (or null for an empty body); rejects with an
+ * ApiError carrying the RFC 9457 problem. A 401 outside the sign-in calls ends the session view.
+ */
+export async function api(method, path, body, { allow401 = false } = {}) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+  if (method !== 'GET' && method !== 'HEAD') headers['X-Requested-With'] = 'SoCMate';
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, {
+      code: 'network_error',
+      title: 'Network error',
+      detail: 'The SoCMate server could not be reached. Check your connection and try again.',
+    });
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (response.ok) return data;
+  const problem = data && typeof data === 'object' ? data : {
+    title: response.statusText || 'Error',
+    detail: `The server answered HTTP ${response.status}.`,
+  };
+  const error = new ApiError(response.status, problem, retryAfterOf(response, data));
+  if (response.status === 401 && !allow401) onUnauthenticated(error);
+  throw error;
+}
+
+/** A readable sentence for an API error, for status areas. */
+export function describeError(error) {
+  if (!(error instanceof ApiError)) return `Unexpected error: ${error && error.message}`;
+  if (error.status === 429) {
+    const wait = error.retryAfter != null ? `${error.retryAfter} seconds` : 'a moment';
+    return `Too many requests; try again in ${wait}.`;
+  }
+  if (error.status === 403) return 'You do not have permission to do this (admin role required).';
+  return error.message;
+}
+
+const cached = {};
+
+/** The provider types with their forms (`GET /api/siem/provider-types`), fetched once. */
+export function providerTypes() {
+  cached.types = cached.types || api('GET', '/api/siem/provider-types')
+    .then((data) => (data && data.provider_types) || [])
+    .catch((e) => { cached.types = null; throw e; });
+  return cached.types;
+}
+
+/** The live providers by name (`GET /api/siem/providers`), default first. */
+export async function providerNames() {
+  const data = await api('GET', '/api/siem/providers');
+  return (data && data.providers) || [];
+}

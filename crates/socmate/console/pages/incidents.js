@@ -1,0 +1,160 @@
+// Incidents: filters in the address, keyset paging, newest update first.
+
+import { api, describeError } from '/console/api.js';
+import { clear, h } from '/console/dom.js';
+import { currentPage, currentQuery, isAdmin, showPage, stillOn } from '/console/shell.js';
+import { announce, plural, statusArea, timeEl } from '/console/ui.js';
+
+export const INCIDENT_STATUSES = [
+  ['', 'Any status'], ['active', 'Active'], ['inProgress', 'In progress'], ['resolved', 'Resolved'],
+  ['redirected', 'Redirected (merged)'],
+];
+const SEVERITIES = [
+  ['', 'Any severity'], ['high', 'High'], ['medium', 'Medium'], ['low', 'Low'],
+  ['informational', 'Informational'], ['unknown', 'Unknown'],
+];
+const DEFAULT_PAGE_SIZE = 25;
+
+/** Where the list is (filters and page), kept across visits so "back" returns to it. */
+export const incidentsView = { cursors: [null], page: 0, key: '', listHash: '#/incidents' };
+
+export function severityBadge(severity) {
+  const s = severity || 'unknown';
+  return h('span', { class: `badge sev sev-${s.replace(/[^a-zA-Z]/g, '')}`, testid: 'severity', text: s });
+}
+
+export function humanStatus(value) {
+  const match = INCIDENT_STATUSES.find(([v]) => v === value);
+  return match ? match[1] : (value || '—');
+}
+
+/** Reads the filters from the address (`#/incidents?status=active&severity=high`). */
+function readFilters(view) {
+  const query = currentQuery();
+  view.status = query.get('status') || '';
+  view.severity = query.get('severity') || '';
+  const asked = Number.parseInt(query.get('limit') || '', 10);
+  view.pageSize = asked >= 1 && asked <= 200 ? asked : DEFAULT_PAGE_SIZE;
+  const key = `${view.status}|${view.severity}|${view.pageSize}`;
+  if (key !== view.key) Object.assign(view, { key, cursors: [null], page: 0 });
+  view.listHash = window.location.hash || '#/incidents';
+}
+
+function select(id, options, value) {
+  const el = h('select', { id, testid: id }, options.map(([v, l]) => h('option', { value: v, text: l })));
+  el.value = value;
+  return el;
+}
+
+function incidentRow(incident) {
+  return h('tr', { testid: 'incident-row', dataset: { incidentId: incident.id } },
+    h('td', {}, h('a', {
+      href: `#/incidents/${encodeURIComponent(incident.id)}`,
+      testid: 'incident-link',
+      text: incident.display_name || `Incident ${incident.external_id}`,
+    }), h('div', { class: 'muted small', text: `#${incident.external_id}` })),
+    h('td', {}, severityBadge(incident.severity)),
+    h('td', { testid: 'incident-status', text: humanStatus(incident.status) }),
+    h('td', { text: incident.assigned_to || '—' }),
+    h('td', {}, timeEl(incident.last_update_at, '—')));
+}
+
+function incidentsTable(incidents, view) {
+  if (!incidents.length) {
+    const filtered = view.status || view.severity;
+    return h('div', { class: 'empty', testid: 'incidents-empty' },
+      h('p', { text: filtered ? 'No incident matches these filters.' : 'No incidents yet.' }),
+      isAdmin() && !filtered
+        ? h('p', {}, 'Incidents appear after a sync of the default provider. Admins can start one from ', h('a', { href: '#/admin/providers', text: 'SIEM Providers' }), '.')
+        : null);
+  }
+  return h('table', { class: 'data', testid: 'incidents-table' },
+    h('caption', { class: 'sr-only', text: 'Incidents' }),
+    h('thead', {}, h('tr', {}, ['Incident', 'Severity', 'Status', 'Assigned to', 'Last updated']
+      .map((label) => h('th', { scope: 'col', text: label })))),
+    h('tbody', {}, incidents.map(incidentRow)));
+}
+
+export async function incidentsPage() {
+  const seq = currentPage();
+  const view = incidentsView;
+  readFilters(view);
+  const status = statusArea('incidents-status');
+  const statusSelect = select('filter-status', INCIDENT_STATUSES, view.status);
+  const severitySelect = select('filter-severity', SEVERITIES, view.severity);
+  const filters = h('form', { class: 'filters', testid: 'incident-filters', 'aria-label': 'Filter incidents' },
+    h('div', { class: 'field inline' }, h('label', { for: 'filter-status', text: 'Status' }), statusSelect),
+    h('div', { class: 'field inline' }, h('label', { for: 'filter-severity', text: 'Severity' }), severitySelect),
+    h('button', { type: 'submit', class: 'btn', testid: 'apply-filters', text: 'Apply filters' }));
+  const ui = {
+    seq, status, table: h('div', { class: 'table-wrap' }),
+    prev: h('button', { type: 'button', class: 'btn', testid: 'prev-page', text: '← Previous page' }),
+    next: h('button', { type: 'button', class: 'btn', testid: 'next-page', text: 'Next page →' }),
+    info: h('span', { class: 'muted', testid: 'page-info' }),
+  };
+  showPage('Incidents',
+    h('p', { class: 'lead', text: 'Incidents synced from your SIEM providers, most recently updated first.' }),
+    filters, status.el, ui.table,
+    h('nav', { class: 'pager', 'aria-label': 'Incident pages' }, ui.prev, ui.info, ui.next));
+
+  filters.addEventListener('submit', (event) => {
+    event.preventDefault();
+    applyFilters(view, statusSelect.value, severitySelect.value);
+    loadPage(view, ui);
+  });
+  ui.next.addEventListener('click', () => {
+    if (!view.cursors[view.page + 1]) return;
+    view.page += 1;
+    loadPage(view, ui);
+  });
+  ui.prev.addEventListener('click', () => {
+    if (view.page === 0) return;
+    view.page -= 1;
+    loadPage(view, ui);
+  });
+  await loadPage(view, ui);
+}
+
+function applyFilters(view, status, severity) {
+  const params = new URLSearchParams();
+  if (status) params.set('status', status);
+  if (severity) params.set('severity', severity);
+  if (view.pageSize !== DEFAULT_PAGE_SIZE) params.set('limit', String(view.pageSize));
+  Object.assign(view, { status, severity, key: `${status}|${severity}|${view.pageSize}`, cursors: [null], page: 0 });
+  const text = params.toString();
+  view.listHash = `#/incidents${text ? `?${text}` : ''}`;
+  // replaceState: no hashchange, so the page is not rebuilt and focus stays on the form.
+  history.replaceState(null, '', view.listHash);
+}
+
+async function loadPage(view, ui) {
+  ui.status.busy('Loading incidents…');
+  ui.table.setAttribute('aria-busy', 'true');
+  const params = new URLSearchParams({ limit: String(view.pageSize) });
+  if (view.status) params.set('status', view.status);
+  if (view.severity) params.set('severity', view.severity);
+  const cursor = view.cursors[view.page];
+  if (cursor) params.set('cursor', cursor);
+  try {
+    const data = await api('GET', `/api/incidents?${params}`);
+    if (!stillOn(ui.seq)) return;
+    const incidents = data.incidents || [];
+    view.cursors[view.page + 1] = data.next_cursor || null;
+    clear(ui.table).append(incidentsTable(incidents, view));
+    const total = typeof data.total === 'number' ? data.total : incidents.length;
+    const first = view.page * view.pageSize + (incidents.length ? 1 : 0);
+    const last = view.page * view.pageSize + incidents.length;
+    ui.info.textContent = incidents.length
+      ? `${first}–${last} of ${plural(total, 'incident', 'incidents')}`
+      : plural(total, 'incident', 'incidents');
+    ui.prev.disabled = view.page === 0;
+    ui.next.disabled = !data.next_cursor;
+    ui.status.clear();
+    ui.status.el.dataset.total = String(total);
+    announce(`${plural(total, 'incident', 'incidents')} found.`);
+  } catch (e) {
+    if (stillOn(ui.seq)) ui.status.error(`Could not load incidents: ${describeError(e)}`);
+  } finally {
+    ui.table.removeAttribute('aria-busy');
+  }
+}

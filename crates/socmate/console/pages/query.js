@@ -1,0 +1,197 @@
+// Query: run a query on the default provider or a chosen one, results as tables. The query
+// language, its example and hint come from the chosen provider's type.
+
+import { ApiError, api, describeError, providerNames, providerTypes } from '/console/api.js';
+import { clear, h } from '/console/dom.js';
+import { currentPage, isAdmin, showPage, stillOn } from '/console/shell.js';
+import { plural, statusArea, withBusyButton } from '/console/ui.js';
+import { typeNamed } from '/console/pages/provider-parts.js';
+
+const TIMESPANS = [
+  ['PT1H', 'Last hour'], ['P1D', 'Last 24 hours'], ['P7D', 'Last 7 days'], ['P30D', 'Last 30 days'],
+];
+const MAX_RENDERED_ROWS = 1000;
+/** What the analyst last ran, kept across visits. */
+const queryView = { query: null, timespan: 'P1D', provider: '' };
+
+function cellText(value) {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+function resultRows(columns, rows) {
+  return h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((col, i) => {
+    const text = cellText(row[i]);
+    return text === null
+      ? h('td', { class: 'null', text: 'null' })
+      : h('td', { class: /^(long|int|real|decimal)$/.test(col.type) ? 'num' : '', text });
+  }))));
+}
+
+function renderTable(table, index) {
+  const columns = Array.isArray(table.columns) ? table.columns : [];
+  const rows = Array.isArray(table.rows) ? table.rows : [];
+  const shown = rows.slice(0, MAX_RENDERED_ROWS);
+  const captionId = `result-caption-${index}`;
+  return h('section', { class: 'result-table', testid: 'result-table', dataset: { table: table.name || '' } },
+    h('h3', { id: captionId },
+      table.name || `Table ${index + 1}`,
+      h('span', { class: 'muted', text: ` · ${plural(rows.length, 'row', 'rows')}` })),
+    rows.length > shown.length
+      ? h('p', { class: 'notice notice-info', text: `Showing the first ${shown.length.toLocaleString('en-US')} of ${rows.length.toLocaleString('en-US')} rows.` })
+      : null,
+    h('div', { class: 'table-wrap scroll' },
+      h('table', { class: 'data compact', 'aria-labelledby': captionId },
+        h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.name, h('span', { class: 'col-type', text: c.type }))))),
+        resultRows(columns, shown))));
+}
+
+function upstreamMessages(upstream) {
+  const out = [];
+  let node = upstream;
+  for (let depth = 0; node && depth < 8; depth += 1) {
+    if (node.message) out.push(node.code ? `${node.code}: ${node.message}` : node.message);
+    node = node.innererror || node.innerError;
+  }
+  return out;
+}
+
+function queryForm(ui) {
+  ui.textarea.value = queryView.query || '';
+  ui.timespan.value = queryView.timespan;
+  return h('form', { class: 'card query-form', testid: 'query-form', novalidate: true },
+    h('div', { class: 'query-controls' },
+      h('div', { class: 'field inline' }, h('label', { for: 'query-provider', text: 'Provider' }), ui.provider),
+      h('div', { class: 'field inline' }, h('label', { for: 'query-timespan', text: 'Time range' }), ui.timespan)),
+    h('div', { class: 'field' }, ui.label, ui.textarea, ui.hint),
+    h('div', { class: 'actions' }, ui.run));
+}
+
+export async function queryPage() {
+  const seq = currentPage();
+  const ui = {
+    seq,
+    provider: h('select', { id: 'query-provider', testid: 'query-provider' }, h('option', { value: '', text: 'Default provider' })),
+    timespan: h('select', { id: 'query-timespan', testid: 'query-timespan' }, TIMESPANS.map(([v, l]) => h('option', { value: v, text: l }))),
+    label: h('label', { for: 'query-text', text: 'Query' }),
+    textarea: h('textarea', { id: 'query-text', testid: 'query-text', rows: '5', spellcheck: 'false', class: 'mono', 'aria-describedby': 'query-hint', autocomplete: 'off' }),
+    hint: h('p', { class: 'hint', id: 'query-hint' }),
+    run: h('button', { type: 'submit', class: 'btn btn-primary', testid: 'run-query', text: 'Run' }),
+    status: statusArea('query-status'),
+    results: h('div', { class: 'results', testid: 'query-results' }),
+    providers: [],
+    types: [],
+  };
+  const form = queryForm(ui);
+  showPage('Query', h('p', { class: 'lead', text: 'Run a query on one of your SIEM providers.' }), form, ui.status.el, ui.results);
+  ui.textarea.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  ui.provider.addEventListener('change', () => describeLanguage(ui));
+  form.addEventListener('submit', (event) => { event.preventDefault(); runQuery(ui); });
+  ui.textarea.focus();
+  await loadProviders(ui);
+}
+
+/** The default first (as "Default provider (name)"), then every other provider once. */
+async function loadProviders(ui) {
+  try {
+    [ui.providers, ui.types] = await Promise.all([providerNames(), providerTypes()]);
+  } catch {
+    return; // the default provider still works
+  }
+  if (!stillOn(ui.seq)) return;
+  const def = ui.providers.find((p) => p.is_default);
+  ui.provider.options[0].textContent = def ? `Default provider (${def.name})` : 'Default provider (none set)';
+  for (const p of ui.providers.filter((x) => !x.is_default)) {
+    ui.provider.append(h('option', { value: p.id, text: p.name }));
+  }
+  if (queryView.provider && ui.providers.some((p) => p.id === queryView.provider)) ui.provider.value = queryView.provider;
+  describeLanguage(ui);
+}
+
+/** The language, example and hint of the chosen provider's type. */
+function describeLanguage(ui) {
+  const chosen = ui.providers.find((p) => (ui.provider.value ? p.id === ui.provider.value : p.is_default));
+  const type = typeNamed(ui.types, chosen ? chosen.provider_type : (ui.types[0] || {}).provider_type);
+  if (!type) return;
+  ui.label.textContent = `${type.query.language} query`;
+  ui.hint.textContent = `${type.query.hint} Ctrl+Enter runs the query.`;
+  if (!ui.textarea.value) ui.textarea.value = type.query.example;
+}
+
+function resultNotices(result) {
+  const notices = [];
+  if (result.partial) {
+    const detail = result.error ? upstreamMessages(result.error).join(' — ') : '';
+    notices.push(h('p', { class: 'notice notice-warn', role: 'alert', testid: 'partial-notice' },
+      h('strong', { text: 'Partial results. ' }),
+      `The SIEM returned only part of the result${detail ? `: ${detail}` : '.'}`));
+  }
+  if (result.truncated) {
+    notices.push(h('p', { class: 'notice notice-warn', testid: 'truncated-notice' },
+      h('strong', { text: 'Truncated. ' }),
+      'The result has more rows than the server keeps; rows beyond the limit were dropped. Narrow the query or the time range.'));
+  }
+  return notices;
+}
+
+function showResult(ui, result, started) {
+  const tables = Array.isArray(result.tables) ? result.tables : [];
+  const rows = tables.reduce((n, t) => n + (Array.isArray(t.rows) ? t.rows.length : 0), 0);
+  const latency = typeof result.latency_ms === 'number' ? result.latency_ms : performance.now() - started;
+  ui.status.ok(`Query finished: ${plural(rows, 'row', 'rows')} in ${plural(tables.length, 'table', 'tables')} (${Math.round(latency)} ms).`);
+  const provider = ui.providers.find((p) => p.id === result.provider_id);
+  ui.results.append(...resultNotices(result),
+    h('p', { class: 'muted small', testid: 'query-meta' },
+      `Query ${result.query_id || ''} ran on ${provider ? `“${provider.name}” (${result.provider_id})` : `provider ${result.provider_id || ''}`}.`));
+  if (!tables.length) ui.results.append(h('p', { class: 'muted', text: 'The query returned no tables.' }));
+  tables.forEach((t, i) => ui.results.append(renderTable(t, i)));
+}
+
+function showQueryError(ui, e) {
+  ui.status.clear();
+  let line;
+  if (e instanceof ApiError && e.code === 'no_default_provider') {
+    line = isAdmin()
+      ? 'No default SIEM provider is set. Choose a provider above, or set a default under Admin › SIEM Providers.'
+      : 'No default SIEM provider is set. Choose a provider above, or ask an administrator to set a default.';
+  } else if (e instanceof ApiError && e.status === 503 && e.code === 'upstream_throttled') {
+    line = `The SIEM is throttling queries; try again in ${e.retryAfter != null ? `${e.retryAfter} seconds` : 'a moment'}.`;
+  } else {
+    line = describeError(e);
+  }
+  const upstream = e instanceof ApiError ? upstreamMessages(e.problem.upstream) : [];
+  ui.results.append(h('div', { class: 'notice notice-error', role: 'alert', testid: 'query-error' },
+    h('p', {}, h('strong', { text: e instanceof ApiError && e.code === 'query_invalid' ? 'The query is invalid. ' : 'The query failed. ' }), line),
+    upstream.length > 1 ? h('ul', { class: 'small' }, upstream.slice(1).map((m) => h('li', { text: m }))) : null,
+    e instanceof ApiError && e.code ? h('p', { class: 'muted small' }, 'Error code ', h('code', { text: e.code })) : null));
+}
+
+async function runQuery(ui) {
+  const query = ui.textarea.value;
+  Object.assign(queryView, { query, timespan: ui.timespan.value, provider: ui.provider.value });
+  clear(ui.results);
+  if (!query.trim()) {
+    ui.status.error('Enter a query to run.');
+    ui.textarea.focus();
+    return;
+  }
+  const body = { query, timespan: queryView.timespan };
+  if (queryView.provider) body.provider_id = queryView.provider;
+  ui.status.busy('Running the query…');
+  ui.results.setAttribute('aria-busy', 'true');
+  const started = performance.now();
+  try {
+    const result = await withBusyButton(ui.run, 'Running…', () => api('POST', '/api/siem/query', body));
+    if (stillOn(ui.seq)) showResult(ui, result, started);
+  } catch (e) {
+    if (stillOn(ui.seq)) showQueryError(ui, e);
+  } finally {
+    ui.results.removeAttribute('aria-busy');
+  }
+}

@@ -134,6 +134,7 @@ impl Application {
                 )
             }
         }
+        announce_first_run(&db, &settings).await?;
         let jwt = Arc::new(JwtKeys::load(
             settings.secrets.jwt_secret.as_ref(),
             &settings.data_dir,
@@ -215,6 +216,27 @@ impl Application {
         self.db.close().await;
         result
     }
+}
+
+/// With no console user yet, nobody can pass the sign-in page: the log says how to add the first
+/// admin, with this server's own data dir (or database) in the command.
+async fn announce_first_run(db: &Db, settings: &Settings) -> Result<(), StartupError> {
+    if !crate::accounts::store::list_users(db).await?.is_empty() {
+        return Ok(());
+    }
+    let store = if settings.secrets.database_url.is_some() {
+        "SOCMATE_DATABASE_URL=… ".to_owned()
+    } else {
+        String::new()
+    };
+    tracing::warn!(
+        "NO CONSOLE USER YET. Create the first admin (the password is read from stdin, at least \
+         {} characters): echo 'a long passphrase here' | {store}socmate user add --data-dir {} \
+         --email admin@example.com --role admin",
+        crate::accounts::MIN_PASSWORD_LEN,
+        settings.data_dir.display(),
+    );
+    Ok(())
 }
 
 /// This instance's stable identity (kept in the data dir): a restarted process reclaims its own

@@ -74,6 +74,8 @@ pub struct SentinelFields {
         pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     )]
     client_id: String,
+    /// The Azure cloud the tenant lives in (default AzurePublic).
+    #[schema(inline)]
     cloud: Option<AzureCloud>,
 }
 
@@ -94,6 +96,7 @@ pub struct SentinelFieldChanges {
         pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     )]
     client_id: Option<String>,
+    #[schema(inline)]
     cloud: Option<AzureCloud>,
 }
 

@@ -214,6 +214,53 @@ async fn generated_key_wrong_key_and_missing_key() {
     assert!(!data.join("master.key").exists());
 }
 
+#[tokio::test]
+async fn a_first_start_without_users_says_how_to_add_the_first_admin() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let server = Server::start(&data, None, &[], "no-users.log").await;
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(root.path().join("no-users.log")).unwrap();
+    let advice = format!(
+        "socmate user add --data-dir {} --email admin@example.com --role admin",
+        data.display()
+    );
+    assert!(
+        log.contains("NO CONSOLE USER YET") && log.contains(&advice),
+        "{log}"
+    );
+
+    // The command it names works, and the next start says nothing more.
+    let out = command_with_stdin(
+        command(&data, None, &[])
+            .args(["user", "add", "--data-dir"])
+            .arg(&data)
+            .args(["--email", "admin@example.com", "--role", "admin"]),
+        "a long passphrase here",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(&data, None, &[], "with-user.log").await;
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(root.path().join("with-user.log")).unwrap();
+    assert!(!log.contains("NO CONSOLE USER YET"), "{log}");
+}
+
+fn command_with_stdin(command: &mut Command, stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {

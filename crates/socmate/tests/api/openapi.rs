@@ -26,6 +26,37 @@ fn the_committed_document_is_current() {
     );
 }
 
+/// Every `$ref` names a schema the document defines (a provider type's field schemas are merged in
+/// after generation, so their references must come along).
+#[test]
+fn every_reference_resolves() {
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let document: Value = serde_json::from_str(COMMITTED).unwrap();
+    let mut found = Vec::new();
+    refs(&document, &mut found);
+    assert!(!found.is_empty());
+    for reference in found {
+        let name = reference
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected reference {reference}"));
+        assert!(
+            document["components"]["schemas"].get(name).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+}
+
 #[test]
 fn socmate_openapi_prints_the_document() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_socmate"))

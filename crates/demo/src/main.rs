@@ -1,0 +1,300 @@
+//! `cargo run -p socmate-demo`: SoCMate working against the Azure emulator in one command.
+//!
+//! Starts the emulator (the demo tenant of `crates/azure-emulator/demo.json` plus generated
+//! Defender/Sentinel incidents) and a real `socmate serve` on a fresh SQLite store in
+//! `./socmate-demo-data`, adds an admin and an analyst with generated passwords, creates two
+//! Sentinel providers (one healthy, one whose app has no permissions), tests them, syncs the
+//! incidents and runs a query, then prints where to sign in. Ctrl-C stops it. Nothing here is
+//! part of SoCMate itself: the demo drives the product through its public API and CLI library,
+//! as an operator would.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use azure_emulator::{EmulatorConfig, RunningEmulator, generate_incidents_for};
+use clap::Parser;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use socmate::app::Application;
+use socmate::audit::AuditContext;
+use socmate::auth::{JwtKeys, Role};
+use socmate::config::{Secrets, Settings};
+use socmate::sentinel::cloud::parse_endpoint;
+use socmate::store::{DatabaseLocation, Db};
+use tokio_util::sync::CancellationToken;
+
+const DEMO: &str = include_str!("../../azure-emulator/demo.json");
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const WORKSPACE: &str = "c0ffee00-0000-4000-8000-00000000beef";
+/// Marks a directory this demo created, so a rerun may replace it and nothing else is touched.
+const MARKER: &str = ".socmate-demo";
+
+#[derive(Parser)]
+#[command(
+    name = "socmate-demo",
+    about = "SoCMate against the Azure emulator, with sample data"
+)]
+struct Args {
+    /// Where the console and API listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The demo's data directory (replaced on each run).
+    #[arg(long, default_value = "./socmate-demo-data")]
+    data_dir: PathBuf,
+    /// Incidents the emulated tenant holds.
+    #[arg(long, default_value_t = 120)]
+    incidents: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    socmate::telemetry::init(socmate::config::LogFormat::Text);
+    let args = Args::parse();
+    fresh_dir(&args.data_dir)?;
+    let emulator = start_emulator(args.incidents).await?;
+    let secrets = demo_secrets();
+    let jwt = JwtKeys::from_secret(secret_bytes(&secrets.jwt_secret)?)?;
+    let passwords = add_users(&args.data_dir).await?;
+    let settings = settings(&args, &emulator, secrets)?;
+    let app = Application::build(settings)
+        .await
+        .context("socmate did not start")?;
+    let base = format!("http://{}", app.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+
+    let token = jwt.issue("admin@example.com", Role::Admin, Duration::from_secs(3600))?;
+    let client = Api {
+        http: reqwest::Client::new(),
+        base: base.clone(),
+        token,
+    };
+    let summary = populate(&client).await?;
+    println!(
+        "\nSoCMate demo is running at {base}/\n\n  admin:   admin@example.com / {}\n  analyst: analyst@example.com / {}\n\n{summary}\nCtrl-C stops it.",
+        passwords.0, passwords.1
+    );
+    tokio::signal::ctrl_c().await?;
+    shutdown.cancel();
+    let _ = server.await;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// Replaces a directory this demo made before; refuses any other existing directory.
+fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            bail!(
+                "{} exists and was not made by socmate-demo; choose another --data-dir",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join(MARKER),
+        "made by socmate-demo; replaced on its next run\n",
+    )?;
+    Ok(())
+}
+
+async fn start_emulator(incidents: usize) -> anyhow::Result<RunningEmulator> {
+    let mut config = EmulatorConfig::from_json(DEMO)?;
+    let start = chrono::Utc::now() - chrono::TimeDelta::days(5);
+    let (generated, alerts) = generate_incidents_for(TENANT, incidents, 2026, start);
+    let tenant = config
+        .tenant_mut(TENANT)
+        .context("demo.json has the demo tenant")?;
+    tenant.incidents.extend(generated);
+    tenant.alerts.extend(alerts);
+    Ok(RunningEmulator::start(config).await?)
+}
+
+fn random_text(bytes: usize) -> String {
+    use base64::Engine as _;
+    let mut buf = vec![0u8; bytes];
+    socmate::crypto::fill_random(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A master key and JWT secret for this run only (the store is thrown away with them).
+fn demo_secrets() -> Secrets {
+    Secrets {
+        master_key: Some(socmate::crypto::MasterKey::generate().to_base64()),
+        jwt_secret: Some(SecretString::from(random_text(36))),
+        ..Secrets::default()
+    }
+}
+
+fn secret_bytes(secret: &Option<SecretString>) -> anyhow::Result<&[u8]> {
+    use secrecy::ExposeSecret as _;
+    Ok(secret
+        .as_ref()
+        .context("the demo sets a JWT secret")?
+        .expose_secret()
+        .as_bytes())
+}
+
+/// Adds the admin and the analyst, as `socmate user add` does; returns their passwords.
+async fn add_users(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    let db = Db::connect(DatabaseLocation::SqliteIn(data_dir)).await?;
+    db.migrate().await?;
+    let ctx = AuditContext {
+        actor: "socmate-demo".into(),
+        actor_role: "operator",
+        request_id: None,
+        client_addr: None,
+    };
+    let mut passwords = Vec::new();
+    for (email, role) in [
+        ("admin@example.com", Role::Admin),
+        ("analyst@example.com", Role::Analyst),
+    ] {
+        let password = random_text(12);
+        let hash = socmate::accounts::hash_password(&SecretString::from(password.clone()))?;
+        socmate::accounts::store::add_user(&db, email, role, &hash, &ctx).await?;
+        passwords.push(password);
+    }
+    db.close().await;
+    Ok((passwords.remove(0), passwords.remove(0)))
+}
+
+fn settings(args: &Args, emulator: &RunningEmulator, secrets: Secrets) -> anyhow::Result<Settings> {
+    let url = parse_endpoint("the emulator", &emulator.url())?;
+    let mut settings = Settings::defaults();
+    settings.data_dir = args.data_dir.clone();
+    settings.listen = args.listen;
+    let sentinel = &mut settings.provider_types.sentinel;
+    sentinel.authority_host = Some(url.clone());
+    sentinel.log_analytics_endpoint = Some(url.clone());
+    sentinel.graph_endpoint = Some(url);
+    settings.secrets = secrets;
+    Ok(settings)
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+}
+
+/// Creates the providers, tests them, syncs the incidents and runs a query; says what it did.
+async fn populate(api: &Api) -> anyhow::Result<String> {
+    use reqwest::Method;
+    const PROVIDERS: &str = "/api/admin/siem-providers";
+    let provider = |name: &str, client: &str, secret: &str| {
+        json!({"name": name, "provider_type": "sentinel", "workspace_id": WORKSPACE,
+               "tenant_id": TENANT, "client_id": client, "client_secret": secret})
+    };
+    let healthy = api
+        .call(
+            Method::POST,
+            PROVIDERS,
+            Some(provider(
+                "Contoso Sentinel",
+                "b1a3c5d7-0000-4000-8000-00000000a001",
+                "demo-secret-value-1234",
+            )),
+        )
+        .await?;
+    let limited = api
+        .call(
+            Method::POST,
+            PROVIDERS,
+            Some(provider(
+                "Contoso (no permissions)",
+                "b1a3c5d7-0000-4000-8000-00000000a002",
+                "demo-secret-no-roles-5678",
+            )),
+        )
+        .await?;
+    let mut lines = Vec::new();
+    for p in [&healthy, &limited] {
+        let id = p["id"].as_str().unwrap_or_default();
+        let test = api
+            .call(Method::POST, &format!("{PROVIDERS}/{id}/test"), None)
+            .await?;
+        let failing: Vec<&str> = test["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["status"] == "failed")
+            .filter_map(|c| c["code"].as_str())
+            .collect();
+        lines.push(format!(
+            "  provider “{}”: {}{}",
+            p["name"].as_str().unwrap_or_default(),
+            test["status"].as_str().unwrap_or_default(),
+            if failing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", failing.join(", "))
+            }
+        ));
+    }
+    let id = healthy["id"].as_str().unwrap_or_default();
+    api.call(Method::POST, &format!("{PROVIDERS}/{id}/sync"), None)
+        .await?;
+    let sync = wait_for_sync(api, &format!("{PROVIDERS}/{id}/sync")).await?;
+    lines.push(format!(
+        "  incident sync: {} incidents read, {} new",
+        sync["fetched"], sync["created"]
+    ));
+    let query = api
+        .call(
+            Method::POST,
+            "/api/siem/query",
+            Some(json!({"query": "SecurityIncident | summarize count() by Status"})),
+        )
+        .await?;
+    lines.push(format!(
+        "  query “SecurityIncident | summarize count() by Status”: {} rows",
+        query["tables"][0]["rows"].as_array().map_or(0, Vec::len)
+    ));
+    Ok(lines.join("\n") + "\n")
+}
+
+async fn wait_for_sync(api: &Api, path: &str) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = api.call(reqwest::Method::GET, path, None).await?;
+        if status["state"] == "idle" && !status["last_finished_at"].is_null() {
+            if let Some(error) = status["last_error"].as_object() {
+                bail!("the incident sync failed: {}", Value::Object(error.clone()));
+            }
+            return Ok(status);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the incident sync did not finish within a minute");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,151 +1,18 @@
 //! The real `socmate` binary: start-up refusals, the CLI's tokens, trace logs free of secrets,
 //! graceful shutdown.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use azure_emulator::{EmulatorConfig, RunningEmulator};
 use serde_json::json;
 
+use crate::helpers::wait_until;
 use crate::helpers::{
     CLIENT, JWT_SECRET, TENANT, WORKSPACE, master_key_b64, provider_body, rotated_secret, secret,
 };
+use crate::process::{Server, command, free_port, issue_token, with_stdin};
 use crate::secrets::assert_no_canary;
-
-const BIN: &str = env!("CARGO_BIN_EXE_socmate");
-
-pub struct Server {
-    child: Child,
-    pub base: String,
-    log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn command(
-    data_dir: &Path,
-    emulator: Option<&RunningEmulator>,
-    envs: &[(&str, &str)],
-) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("SOCMATE_DATA_DIR", data_dir)
-        .env("SOCMATE_JWT_SECRET", JWT_SECRET);
-    if let Some(emulator) = emulator {
-        for name in [
-            "SOCMATE_AZURE_AUTHORITY_HOST",
-            "SOCMATE_AZURE_LOG_ANALYTICS_ENDPOINT",
-            "SOCMATE_AZURE_GRAPH_ENDPOINT",
-        ] {
-            cmd.env(name, emulator.url());
-        }
-    }
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-impl Server {
-    fn spawn(
-        data_dir: &Path,
-        emulator: Option<&RunningEmulator>,
-        envs: &[(&str, &str)],
-        log_name: &str,
-    ) -> (Child, String, PathBuf) {
-        let port = free_port();
-        let log = data_dir.parent().unwrap().join(log_name);
-        let child = command(data_dir, emulator, envs)
-            .arg("serve")
-            .env("SOCMATE_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        (child, format!("http://127.0.0.1:{port}"), log)
-    }
-
-    pub async fn start(
-        data_dir: &Path,
-        emulator: Option<&RunningEmulator>,
-        envs: &[(&str, &str)],
-        log_name: &str,
-    ) -> Server {
-        let (mut child, base, log) = Self::spawn(data_dir, emulator, envs, log_name);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
-                && r.status().is_success()
-            {
-                return Server { child, base, log };
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!(
-                    "socmate exited with {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "socmate did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no shutdown code runs at all.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then the exit status (graceful shutdown must finish promptly).
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "socmate ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-pub fn issue_token_with(data_dir: &Path, role: &str) -> String {
-    issue_token(data_dir, role)
-}
-
-fn issue_token(data_dir: &Path, role: &str) -> String {
-    let out = command(data_dir, None, &[])
-        .args([
-            "token",
-            "issue",
-            "--email",
-            "cli-admin@example.com",
-            "--role",
-            role,
-            "--ttl",
-            "10m",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 async fn emulator() -> RunningEmulator {
     let mut config = EmulatorConfig::single_tenant(TENANT, CLIENT, secret(), WORKSPACE);
@@ -231,7 +98,7 @@ async fn a_first_start_without_users_says_how_to_add_the_first_admin() {
     );
 
     // The command it names works, and the next start says nothing more.
-    let out = command_with_stdin(
+    let out = with_stdin(
         command(&data, None, &[])
             .args(["user", "add", "--data-dir"])
             .arg(&data)
@@ -247,18 +114,6 @@ async fn a_first_start_without_users_says_how_to_add_the_first_admin() {
     assert!(server.terminate().success());
     let log = std::fs::read_to_string(root.path().join("with-user.log")).unwrap();
     assert!(!log.contains("NO CONSOLE USER YET"), "{log}");
-}
-
-fn command_with_stdin(command: &mut Command, stdin: &str) -> std::process::Output {
-    use std::io::Write as _;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -354,8 +209,7 @@ async fn sync_finished_after(
     previous: &serde_json::Value,
 ) -> serde_json::Value {
     let path = format!("{base}/api/admin/siem-providers/{provider}/sync");
-    let started = Instant::now();
-    loop {
+    wait_until(Duration::from_secs(60), "the sync to finish", || async {
         let status: serde_json::Value = http
             .get(&path)
             .bearer_auth(token)
@@ -365,18 +219,16 @@ async fn sync_finished_after(
             .json()
             .await
             .unwrap();
-        if status["state"] == "idle"
+        let finished = status["state"] == "idle"
             && status["last_finished_at"] != *previous
-            && status["last_finished_at"].is_string()
-        {
-            return status;
+            && status["last_finished_at"].is_string();
+        if finished {
+            Ok(status)
+        } else {
+            Err(status.to_string())
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "sync did not finish: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,17 +407,17 @@ async fn a_config_file_is_layered_under_env_and_flags_and_config_check_says_wher
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let served = loop {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
-            break r.status().is_success();
-        }
-        if Instant::now() > deadline {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    wait_until(
+        Duration::from_secs(30),
+        "serve listening on the file's address",
+        || async {
+            match reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
     let _ = child.kill();
     let _ = child.wait();
-    assert!(served, "serve did not listen on the file's address");
 }

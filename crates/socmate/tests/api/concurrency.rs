@@ -21,12 +21,7 @@ async fn fifty_racing_set_defaults_leave_exactly_one() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for i in 0..10 {
-        ids.push(
-            app.create_provider(&format!("Workspace {i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(app.create_provider_id(&format!("Workspace {i}")).await);
     }
     for round in 0..3 {
         let calls = (0..50).map(|i| {
@@ -83,16 +78,9 @@ async fn twenty_racing_first_creates_leave_exactly_one_default() {
 async fn set_default_racing_delete_of_the_default_never_leaves_two() {
     let app = spawn_app().await;
     for round in 0..5 {
-        let a = app.create_provider(&format!("A{round}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let b = app.create_provider(&format!("B{round}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        app.admin(Method::PUT, &format!("{BASE}/{a}/default"), None)
-            .await;
+        let a = app.create_provider_id(&format!("A{round}")).await;
+        let b = app.create_provider_id(&format!("B{round}")).await;
+        app.set_default(&a).await;
         let (set_path, delete_path) = (format!("{BASE}/{b}/default"), format!("{BASE}/{a}"));
         let (set, del) = tokio::join!(
             app.admin(Method::PUT, &set_path, None),

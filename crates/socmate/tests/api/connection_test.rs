@@ -408,10 +408,7 @@ async fn connection_tests_are_rate_limited_per_caller() {
     // Refused tests never reached Entra ID: two tokens per test that ran.
     assert_eq!(app.emulator.request_count(Endpoint::Token), 6);
     // Saved-provider tests share the caller's budget; another admin has their own.
-    let provider = app.create_provider("Limited").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider = app.create_provider_id("Limited").await;
     let reply = app
         .admin(
             Method::POST,

@@ -80,10 +80,7 @@ async fn secrets_expiring_within_30_days_warn_in_list_detail_and_metrics() {
 #[tokio::test]
 async fn an_expired_secret_turns_the_provider_to_error() {
     let app = spawn_app().await;
-    let id = app.create_provider("Expiring").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.create_provider_id("Expiring").await;
     let yesterday = (Utc::now() - Duration::days(1))
         .format("%Y-%m-%d")
         .to_string();

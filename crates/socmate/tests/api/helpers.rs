@@ -43,6 +43,7 @@ pub struct TestApp {
     pub db_url: Option<String>,
     pub sync: socmate::incidents::IncidentSync,
     shutdown: CancellationToken,
+    server: Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     /// Every response body the suite saw, for the leak checks.
     pub seen: Arc<Mutex<Vec<String>>>,
 }
@@ -155,7 +156,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let addr = app.local_addr().expect("addr");
     let sync = app.incident_sync();
     let shutdown = CancellationToken::new();
-    tokio::spawn(app.run(shutdown.clone()));
+    let server = tokio::spawn(app.run(shutdown.clone()));
     let keys = JwtKeys::from_secret(JWT_SECRET.as_bytes()).expect("jwt keys");
     TestApp {
         base: format!("http://{addr}"),
@@ -176,6 +177,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         db_url,
         sync,
         shutdown,
+        server: Mutex::new(Some(server)),
         seen: Arc::default(),
     }
 }
@@ -274,6 +276,26 @@ impl TestApp {
         reply.body
     }
 
+    /// Creates a provider and returns its id.
+    pub async fn create_provider_id(&self, name: &str) -> String {
+        self.create_provider(name).await["id"]
+            .as_str()
+            .expect("a provider id")
+            .to_owned()
+    }
+
+    /// Makes a provider the default, asserting that it worked.
+    pub async fn set_default(&self, id: &str) {
+        let reply = self
+            .admin(
+                Method::PUT,
+                &format!("/api/admin/siem-providers/{id}/default"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+
     pub async fn list(&self) -> Value {
         let reply = self
             .admin(Method::GET, "/api/admin/siem-providers", None)
@@ -294,23 +316,22 @@ impl TestApp {
 
     /// Runs `socmate user <args>` on this app's store, with `stdin` as its input.
     pub fn user_command(&self, args: &[&str], stdin: &str) -> std::process::Output {
-        use std::io::Write as _;
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_socmate"));
+        let mut command = self.socmate();
+        command.arg("user").args(args);
+        crate::process::with_stdin(&mut command, stdin)
+    }
+
+    /// The `socmate` binary pointed at this app's store (its data dir, or its PostgreSQL
+    /// database), for the CLI's own commands.
+    pub fn socmate(&self) -> std::process::Command {
+        let mut command = crate::process::command(self.data_dir.path(), None, &[]);
         command
-            .arg("user")
-            .args(args)
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
-            .env_remove("SOCMATE_DATABASE_URL")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+            .env("SOCMATE_MASTER_KEY", &self.master_key)
+            .env_remove("SOCMATE_DATABASE_URL");
         if let Some(url) = &self.db_url {
             command.env("SOCMATE_DATABASE_URL", url);
         }
-        let mut child = command.spawn().expect("socmate user starts");
-        writeln!(child.stdin.take().expect("stdin"), "{stdin}").expect("stdin written");
-        child.wait_with_output().expect("socmate user runs")
+        command
     }
 
     /// Signs in through `POST /api/auth/login`.
@@ -323,15 +344,60 @@ impl TestApp {
             .expect("login sent")
     }
 
+    /// Shuts the server down and waits until it has stopped.
     pub async fn stop(&self) {
         self.shutdown.cancel();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let server = self.server.lock().expect("lock").take();
+        if let Some(server) = server {
+            let stopped = tokio::time::timeout(Duration::from_secs(10), server).await;
+            assert!(stopped.is_ok(), "the server did not stop within 10 s");
+        }
     }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// Body builders with one field changed or removed: `provider_body("x").with("cloud", json!("…"))`.
+pub trait With {
+    fn with(self, field: &str, value: Value) -> Self;
+    fn without(self, field: &str) -> Self;
+}
+
+impl With for Value {
+    fn with(mut self, field: &str, value: Value) -> Self {
+        self[field] = value;
+        self
+    }
+
+    fn without(mut self, field: &str) -> Self {
+        if let Some(object) = self.as_object_mut() {
+            object.shift_remove(field);
+        }
+        self
+    }
+}
+
+/// Polls `check` until it gives a value, failing the test after `limit` with `what` and the last
+/// value seen.
+pub async fn wait_until<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what} did not happen within {limit:?}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! merges shown once, throttling and 5xx survived, failures recorded.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use azure_emulator::{Endpoint, Fault, FaultKind, generate_incidents_for};
 use chrono::{SecondsFormat, Utc};
@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use socmate::incidents::RunOutcome;
 
-use crate::helpers::{Options, TENANT, TestApp, provider_body, spawn_app_with};
+use crate::helpers::{Options, TENANT, TestApp, provider_body, spawn_app_with, wait_until};
 
 /// external id → (lastUpdateDateTime, status) of what the emulator serves, merged ones apart.
 pub fn emulator_view(
@@ -109,10 +109,7 @@ fn stamp(t: chrono::DateTime<Utc>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_incidents_sync_completely_through_updates_merges_and_faults() {
     let app = spawn_app_with(with_incidents(5_000, 7)).await;
-    let provider = app.create_provider("Production Sentinel").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider = app.create_provider_id("Production Sentinel").await;
 
     let outcome = app.sync.run_once(&provider).await.unwrap();
     assert!(
@@ -214,10 +211,7 @@ async fn five_thousand_incidents_sync_completely_through_updates_merges_and_faul
 #[tokio::test]
 async fn could_not_read_is_recorded_and_never_looks_like_nothing_new() {
     let app = spawn_app_with(with_incidents(30, 3)).await;
-    let provider = app.create_provider("No roles").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider = app.create_provider_id("No roles").await;
     app.emulator
         .update(|c| c.tenants[0].apps[0].roles = vec!["Data.Read".into()]);
     assert!(app.sync.run_once(&provider).await.is_err());
@@ -291,23 +285,25 @@ async fn could_not_read_is_recorded_and_never_looks_like_nothing_new() {
 #[tokio::test]
 async fn the_trigger_starts_a_run_and_the_status_follows_it() {
     let app = spawn_app_with(with_incidents(200, 5)).await;
-    let provider = app.create_provider("Triggered").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider = app.create_provider_id("Triggered").await;
     let path = format!("/api/admin/siem-providers/{provider}/sync");
     let reply = app.admin(Method::POST, &path, None).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
-    let started = Instant::now();
-    loop {
-        let status = app.admin(Method::GET, &path, None).await.body;
-        if status["state"] == "idle" && status["last_success_at"].is_string() {
-            assert_eq!(status["fetched"], 200);
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = wait_until(
+        Duration::from_secs(20),
+        "the triggered run to finish",
+        || async {
+            let status = app.admin(Method::GET, &path, None).await.body;
+            let done = status["state"] == "idle" && status["last_success_at"].is_string();
+            if done {
+                Ok(status)
+            } else {
+                Err(status.to_string())
+            }
+        },
+    )
+    .await;
+    assert_eq!(status["fetched"], 200);
     let reply = app
         .admin(
             Method::POST,
@@ -337,14 +333,8 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
         ..with_incidents(20, 9)
     };
     let app = spawn_app_with(options).await;
-    let default = app.create_provider("Default").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let plain = app.create_provider("Not opted in").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let default = app.create_provider_id("Default").await;
+    let plain = app.create_provider_id("Not opted in").await;
     let mut body = provider_body("Opted in");
     body["sync_incidents"] = json!(true);
     let opted = app
@@ -353,7 +343,6 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
     assert_eq!(opted.body["sync_incidents"], true);
     let opted = opted.body["id"].as_str().unwrap().to_owned();
 
-    let started = Instant::now();
     let status = |id: String| {
         let app = &app;
         async move {
@@ -366,14 +355,20 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
             .body
         }
     };
-    loop {
-        let (d, o) = (status(default.clone()).await, status(opted.clone()).await);
-        if d["last_success_at"].is_string() && o["last_success_at"].is_string() {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "{d} {o}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        Duration::from_secs(20),
+        "both providers to sync",
+        || async {
+            let (d, o) = (status(default.clone()).await, status(opted.clone()).await);
+            let done = d["last_success_at"].is_string() && o["last_success_at"].is_string();
+            if done {
+                Ok(())
+            } else {
+                Err(format!("{d} {o}"))
+            }
+        },
+    )
+    .await;
     assert_eq!(
         status(plain.clone()).await["last_started_at"],
         Value::Null,
@@ -408,10 +403,7 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
 async fn a_paused_holders_writes_are_fenced_off() {
     use socmate::incidents::store::{self, SyncStoreError};
     let app = spawn_app_with(with_incidents(10, 1)).await;
-    let provider = app.create_provider("Fenced").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider = app.create_provider_id("Fenced").await;
     let db = app.sync.db();
     let old = store::acquire_lease(db, &provider, "replica-a")
         .await

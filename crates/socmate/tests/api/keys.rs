@@ -15,19 +15,14 @@ const BASE: &str = "/api/admin/siem-providers";
 
 /// Runs `socmate keys <args>` on the app's store with `SOCMATE_MASTER_KEYS=keys`.
 fn keys_command(app: &TestApp, keys: &str, args: &[&str]) -> (bool, Value, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_socmate"));
-    command
+    let out = app
+        .socmate()
         .arg("keys")
         .args(args)
-        .arg("--data-dir")
-        .arg(app.data_dir.path())
         .env_remove("SOCMATE_MASTER_KEY")
-        .env_remove("SOCMATE_DATABASE_URL")
-        .env("SOCMATE_MASTER_KEYS", keys);
-    if let Some(url) = &app.db_url {
-        command.env("SOCMATE_DATABASE_URL", url);
-    }
-    let out = command.output().expect("socmate keys runs");
+        .env("SOCMATE_MASTER_KEYS", keys)
+        .output()
+        .expect("socmate keys runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
@@ -61,12 +56,7 @@ async fn rotation_rewraps_every_secret_once_and_old_keys_can_then_be_dropped() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for name in ["One", "Two", "Three"] {
-        ids.push(
-            app.create_provider(name).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(app.create_provider_id(name).await);
     }
     app.admin(reqwest::Method::DELETE, &format!("{BASE}/{}", ids[2]), None)
         .await;
@@ -150,14 +140,8 @@ async fn rotation_rewraps_every_secret_once_and_old_keys_can_then_be_dropped() {
 #[tokio::test]
 async fn a_secret_no_key_can_read_is_reported_as_failed_and_left_alone() {
     let app = spawn_app().await;
-    let a = app.create_provider("A").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = app.create_provider("B").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let a = app.create_provider_id("A").await;
+    let b = app.create_provider_id("B").await;
     // B's ciphertext copied into A: bound to B's row, so it cannot authenticate as A's.
     let (_, b_cipher) = raw_row(&app, &b).await;
     set_ciphertext(&app, &a, b_cipher.as_deref().unwrap()).await;
@@ -190,8 +174,8 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, RwLock};
 
-    use crate::binary::{Server, command, issue_token_with};
     use crate::helpers::{Options, provider_body, rotated_secret, secret};
+    use crate::process::{Server, command, issue_token};
 
     let url = crate::pg::fresh_database()
         .await
@@ -229,7 +213,7 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
         start("r1", k1.clone(), 0).await,
         start("r2", k1.clone(), 0).await,
     ];
-    let token = issue_token_with(&root.path().join("cli"), "admin");
+    let token = issue_token(&root.path().join("cli"), "admin");
     let http = reqwest::Client::new();
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -322,6 +306,7 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
             let fresh = start(name, keys.to_owned(), generation).await;
             in_rotation.write().unwrap().push(fresh.base.clone());
             replicas.insert(slot, fresh);
+            // Deliberately a while under load with this replica set, not a wait for a state.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     };
@@ -395,12 +380,7 @@ async fn a_lost_key_can_be_forgotten_and_its_secrets_entered_again() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for name in ["One", "Two"] {
-        ids.push(
-            app.create_provider(name).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(app.create_provider_id(name).await);
     }
     app.stop().await;
     // Key 43 joined the ring (its check value is recorded), then key 42 was lost before

@@ -15,6 +15,7 @@ mod migrations;
 mod openapi;
 mod ops;
 mod pg;
+mod process;
 mod providers;
 mod queries;
 mod replicas;

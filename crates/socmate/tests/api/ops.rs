@@ -8,10 +8,7 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn metrics_count_requests_by_route_outbound_calls_and_queries() {
     let app = spawn_app().await;
-    let provider = app.create_provider("Measured").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let provider = app.create_provider_id("Measured").await;
     app.admin(
         Method::POST,
         &format!("/api/admin/siem-providers/{provider}/test"),

@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    CLIENT, TENANT, WORKSPACE, connection_body, provider_body, rotated_secret, spawn_app,
+    CLIENT, TENANT, WORKSPACE, With, connection_body, provider_body, rotated_secret, spawn_app,
 };
 
 const BASE: &str = "/api/admin/siem-providers";
@@ -216,69 +216,31 @@ async fn bad_bodies_get_a_problem_naming_the_field() {
             "provider_type",
         ),
         (
-            {
-                let mut b = provider_body("x");
-                b["workspace_id"] = json!("my-workspace");
-                b
-            },
+            provider_body("x").with("workspace_id", json!("my-workspace")),
             "workspace_id",
         ),
         (
-            {
-                let mut b = provider_body("x");
-                b["client_id"] = json!("app");
-                b
-            },
+            provider_body("x").with("client_id", json!("app")),
             "client_id",
         ),
         (
-            {
-                let mut b = provider_body("x");
-                b["tenant_id"] = json!("../../evil");
-                b
-            },
+            provider_body("x").with("tenant_id", json!("../../evil")),
             "tenant_id",
         ),
         (
-            {
-                let mut b = provider_body("x");
-                b["client_secret"] = json!("");
-                b
-            },
+            provider_body("x").with("client_secret", json!("")),
             "client_secret",
         ),
+        (provider_body("x").with("name", json!("")), "name"),
         (
-            {
-                let mut b = provider_body("x");
-                b["name"] = json!("");
-                b
-            },
+            provider_body("x").with("name", json!("n".repeat(201))),
             "name",
         ),
         (
-            {
-                let mut b = provider_body("x");
-                b["name"] = json!("n".repeat(201));
-                b
-            },
-            "name",
-        ),
-        (
-            {
-                let mut b = provider_body("x");
-                b["client_secret"] = json!("s".repeat(1025));
-                b
-            },
+            provider_body("x").with("client_secret", json!("s".repeat(1025))),
             "client_secret",
         ),
-        (
-            {
-                let mut b = provider_body("x");
-                b["cloud"] = json!("Mars");
-                b
-            },
-            "cloud",
-        ),
+        (provider_body("x").with("cloud", json!("Mars")), "cloud"),
     ];
     for (body, field) in cases {
         let reply = app.admin(Method::POST, BASE, Some(body.clone())).await;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::binary::{Server, issue_token_with};
-use crate::helpers::{master_key_b64, provider_body};
+use crate::helpers::{master_key_b64, provider_body, wait_until};
+use crate::process::{Server, issue_token};
 
 const BASE: &str = "/api/admin/siem-providers";
 
@@ -56,7 +56,7 @@ async fn three_replicas_racing_keep_exactly_one_default() {
     );
     // `socmate migrate` on the migrated database is a no-op.
     for _ in 0..2 {
-        let out = crate::binary::command(&root.path().join("m"), None, &envs)
+        let out = crate::process::command(&root.path().join("m"), None, &envs)
             .arg("migrate")
             .output()
             .unwrap();
@@ -69,7 +69,7 @@ async fn three_replicas_racing_keep_exactly_one_default() {
     }
     let replicas = [a, b, c];
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
-    let token = issue_token_with(&root.path().join("m"), "admin");
+    let token = issue_token(&root.path().join("m"), "admin");
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
 
@@ -328,7 +328,7 @@ async fn a_database_outage_gives_fast_503s_and_recovers_without_restart() {
         ("SOCMATE_MASTER_KEY", key.as_str()),
     ];
     let server = Server::start(&root.path().join("data"), None, &envs, "outage.log").await;
-    let token = issue_token_with(&root.path().join("data"), "admin");
+    let token = issue_token(&root.path().join("data"), "admin");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -380,21 +380,19 @@ async fn a_database_outage_gives_fast_503s_and_recovers_without_restart() {
     );
 
     cluster.start();
-    let back = Instant::now();
-    loop {
-        let reply = list().await.unwrap();
-        if reply.status() == StatusCode::OK {
-            let body: Value = reply.json().await.unwrap();
-            assert_eq!(body["total"], 1, "nothing was lost");
-            break;
-        }
-        assert!(
-            back.elapsed() < Duration::from_secs(10),
-            "still {} after the database came back",
-            reply.status()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let body: Value = wait_until(
+        Duration::from_secs(10),
+        "the API to answer again after the database came back",
+        || async {
+            let reply = list().await.unwrap();
+            match reply.status() {
+                StatusCode::OK => Ok(reply.json().await.unwrap()),
+                other => Err(other.to_string()),
+            }
+        },
+    )
+    .await;
+    assert_eq!(body["total"], 1, "nothing was lost");
     assert_eq!(
         http.get(format!("{}/readyz", server.base))
             .send()
@@ -429,7 +427,7 @@ async fn two_replicas_never_sync_one_provider_at_once_and_converge() {
         Server::start(&dirs[0], Some(&emulator), &envs, "s1.log"),
         Server::start(&dirs[1], Some(&emulator), &envs, "s2.log"),
     );
-    let token = issue_token_with(&dirs[0], "admin");
+    let token = issue_token(&dirs[0], "admin");
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{}{BASE}", a.base))

@@ -26,7 +26,7 @@ use socmate::siem::{
 };
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::helpers::{Options, spawn_app_with};
+use crate::helpers::{Options, With, spawn_app_with};
 
 const TOKEN: &str = "acme-token-0123456789";
 const PAGE: usize = 2;
@@ -540,9 +540,10 @@ async fn a_second_provider_type_goes_through_the_whole_core() {
     assert_eq!(right.body["message"], "Connected to Acme SIEM");
 
     // Its own validation, reported by the core's 422.
-    let mut missing = body(TOKEN);
-    missing.as_object_mut().unwrap().remove("base_url");
-    missing["workspace_id"] = json!("c0ffee00-0000-4000-8000-00000000beef");
+    let missing = body(TOKEN).without("base_url").with(
+        "workspace_id",
+        json!("c0ffee00-0000-4000-8000-00000000beef"),
+    );
     let refused = app.admin(Method::POST, BASE, Some(missing)).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let fields: Vec<&str> = refused.body["errors"]

@@ -9,7 +9,7 @@ use socmate::app::{Application, StartupError};
 use socmate::crypto::KeyCheckError;
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 
-use crate::helpers::{CANARY, TestApp, master_key_b64, rotated_secret, settings, spawn_app};
+use crate::helpers::{CANARY, TestApp, With, master_key_b64, rotated_secret, settings, spawn_app};
 
 const BASE: &str = "/api/admin/siem-providers";
 
@@ -127,11 +127,10 @@ async fn no_secret_in_any_response_or_data_file() {
         Some(json!({"client_secret": rotated_secret()})),
     )
     .await;
-    app.admin(Method::PUT, &format!("{BASE}/{id}/default"), None)
-        .await;
+    app.set_default(id).await;
     // Failures too: a wrong secret, a bad body carrying a secret, a duplicate name.
-    let mut wrong = crate::helpers::connection_body();
-    wrong["client_secret"] = json!(format!("{CANARY}-wrong"));
+    let wrong =
+        crate::helpers::connection_body().with("client_secret", json!(format!("{CANARY}-wrong")));
     app.admin(Method::POST, &format!("{BASE}/test"), Some(wrong))
         .await;
     let mut bad = crate::helpers::provider_body("Canary");

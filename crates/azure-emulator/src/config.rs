@@ -64,10 +64,11 @@ pub struct App {
     pub client_id: String,
     /// Client secrets; a request matching only expired ones fails with AADSTS7000222.
     pub secrets: Vec<AppSecret>,
-    /// Granted and consented application roles, e.g. `Data.Read`, `SecurityIncident.Read.All`.
-    /// Checked at use time, so changing them affects tokens already issued.
+    /// Granted and consented application roles, e.g. `SecurityIncident.Read.All`. Written into
+    /// each token when it is issued, so changing them affects only tokens issued afterwards.
     pub roles: Vec<String>,
-    /// Workspace ids on which the app holds the Reader RBAC role.
+    /// Workspace ids on which the app holds a reader RBAC role (checked at use time, as Azure
+    /// RBAC is).
     pub workspaces: Vec<String>,
 }
 

@@ -282,7 +282,8 @@ fn authorize(shared: &Shared, headers: &HeaderMap, resource: Resource) -> Result
     let Some(caller) = shared.caller(token) else {
         return Err(unauthenticated("Invalid token", headers));
     };
-    let granted: Vec<String> = caller.app().map(|a| a.roles.clone()).unwrap_or_default();
+    // The token's roles, as granted when it was issued (not the app's roles now).
+    let granted = &caller.roles;
     let required = resource.required_roles();
     if !required.iter().any(|r| granted.iter().any(|g| g == r)) {
         return Err(graph_error(

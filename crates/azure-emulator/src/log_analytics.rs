@@ -1,6 +1,10 @@
 //! Log Analytics query API (`/v1/workspaces/{workspaceId}/query`), with the real check order and
-//! error envelopes (`fixtures/la-*.json`): authentication, audience, workspace,
-//! `Data.Read` role, workspace RBAC, then the body (JSON, `query`, `timespan`), then the query.
+//! error envelopes (`fixtures/la-*.json`): authentication, audience, workspace, workspace RBAC,
+//! then the body (JSON, `query`, `timespan`), then the query. An app-only (client credentials)
+//! caller is authorized by Azure RBAC on the workspace (Log Analytics Reader, Microsoft Sentinel
+//! Reader, …), evaluated at request time, not by an API permission in its token: `Data.Read` is
+//! the delegated permission of the user flows (azure-monitor-docs `logs/api/access-api.md`,
+//! `register-app-for-token.md`).
 //!
 //! Queries are answered, in this order, from canned responses (exact text after trimming),
 //! `print` statements, `range` and the synthetic table `SyntheticRows` (see [`crate::kql`] and
@@ -180,7 +184,10 @@ pub(crate) async fn query_get(
     run_query(&shared, &workspace, &query, &headers)
 }
 
-/// Authentication and authorization, in the order the real service applies them.
+/// Authentication and authorization, in the order the real service applies them. The direct
+/// endpoint answers an unknown, expired or wrong-audience token alike: 403 `InvalidTokenError`
+/// (`fixtures/la-error-403-invalid-token-error.json`; Azure/azure-sdk-for-js#15399 got it for a
+/// token of another audience). `InvalidAuthenticationToken*` are the ARM-routed endpoint's codes.
 fn authorize(shared: &Shared, workspace: &str, headers: &HeaderMap) -> Result<(), Response> {
     let token = match shared.bearer(headers) {
         Bearer::Missing => {
@@ -193,18 +200,7 @@ fn authorize(shared: &Shared, workspace: &str, headers: &HeaderMap) -> Result<()
         Bearer::Valid(t) => t,
     };
     if !LOG_ANALYTICS_AUDIENCES.contains(&token.audience.as_str()) {
-        let allowed = LOG_ANALYTICS_AUDIENCES
-            .iter()
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(",");
-        return Err(la_json(
-            StatusCode::FORBIDDEN,
-            &json!({"error": {"code": "InvalidAuthenticationTokenAudience", "message": format!(
-                "The access token has been obtained from wrong audience or resource '{}'. It should exactly match (including forward slash) with one of the allowed audiences {allowed}.",
-                token.audience
-            )}}),
-        ));
+        return Err(invalid_token());
     }
     let Some(caller) = shared.caller(token) else {
         return Err(invalid_token());
@@ -215,8 +211,11 @@ fn authorize(shared: &Shared, workspace: &str, headers: &HeaderMap) -> Result<()
             &json!({"error": {"message": "The requested path does not exist", "code": "PathNotFoundError"}}),
         ));
     }
-    let has_role = caller.app().is_some_and(|a| a.has_role("Data.Read"));
-    if !has_role {
+    let has_rbac = caller
+        .app()
+        .is_some_and(|a| a.can_read_workspace(workspace));
+    if !has_rbac {
+        // am-docs `logs/api/errors.md`, "Client credentials to direct API".
         return Err(la_json(
             StatusCode::FORBIDDEN,
             &json!({"error": {"message": INSUFFICIENT_ACCESS, "code": "InsufficientAccessError", "innererror": {
@@ -225,22 +224,17 @@ fn authorize(shared: &Shared, workspace: &str, headers: &HeaderMap) -> Result<()
             }}}),
         ));
     }
-    let has_rbac = caller
-        .app()
-        .is_some_and(|a| a.can_read_workspace(workspace));
-    if !has_rbac {
-        return Err(la_json(
-            StatusCode::FORBIDDEN,
-            &json!({"error": {"message": INSUFFICIENT_ACCESS, "code": "InsufficientAccessError", "correlationId": ""}}),
-        ));
-    }
     Ok(())
 }
 
 fn invalid_token() -> Response {
     la_json(
         StatusCode::FORBIDDEN,
-        &json!({"error": {"code": "InvalidAuthenticationToken", "message": "The access token is invalid."}}),
+        &json!({"error": {
+            "message": "The provided authentication is not valid for this resource",
+            "code": "InvalidTokenError",
+            "innererror": {"code": "SignatureVerificationFailed", "message": "Could not validate the request"},
+        }}),
     )
 }
 

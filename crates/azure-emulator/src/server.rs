@@ -316,8 +316,8 @@ impl RunningEmulator {
         self.shared.max_concurrent(endpoint)
     }
 
-    /// Changes the configuration in place; affects subsequent requests, including those using
-    /// tokens issued earlier (roles, RBAC, secrets, incidents are all read live).
+    /// Changes the configuration in place; affects subsequent requests (RBAC, secrets, incidents
+    /// are read live), but an app's roles only reach tokens issued afterwards.
     pub fn update(&self, f: impl FnOnce(&mut EmulatorConfig)) {
         self.shared.update_config(f);
     }
@@ -325,6 +325,11 @@ impl RunningEmulator {
     /// A snapshot of the current configuration.
     pub fn config(&self) -> EmulatorConfig {
         self.shared.with_config(Clone::clone)
+    }
+
+    /// Makes every access token issued so far unknown, though not expired (a key rollover).
+    pub fn revoke_tokens(&self) {
+        self.shared.revoke_tokens();
     }
 
     /// Makes every access token issued so far expired.

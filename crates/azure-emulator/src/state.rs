@@ -60,6 +60,10 @@ pub(crate) struct IssuedToken {
     pub client_id: String,
     /// Scope without `/.default`, e.g. `https://graph.microsoft.com`.
     pub audience: String,
+    /// The app's application roles when the token was issued: Entra ID writes them into the
+    /// token's `roles` claim, so consent granted later is not in a token issued before
+    /// (Microsoft Q&A 141122; entra-docs `access-token-claims-reference.md`, `roles`).
+    pub roles: Vec<String>,
     pub expires_at: Instant,
 }
 
@@ -159,6 +163,8 @@ pub(crate) struct Caller {
     tenant: usize,
     /// `None` if the app was removed from the config after the token was issued.
     app: Option<usize>,
+    /// The roles in the caller's token (as granted when it was issued).
+    pub roles: Vec<String>,
 }
 
 impl Caller {
@@ -211,11 +217,42 @@ impl Shared {
 
     // ---- tokens ----
 
-    pub fn issue_token(&self, tenant_id: &str, client_id: &str, audience: &str) -> String {
+    /// Issues an access token shaped like Entra ID's (a JWT whose payload carries `aud`, `iss`,
+    /// `tid`, `appid`, `roles`, `iat`, `nbf`, `exp`; entra-docs `access-token-claims-reference.md`),
+    /// signed with nothing a client could verify — clients must not verify app tokens meant for
+    /// another resource anyway, only read claims such as `tid`.
+    pub fn issue_token(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        audience: &str,
+        roles: Vec<String>,
+    ) -> String {
+        use base64::Engine as _;
         let lifetime = self.with_config(|c| c.token_lifetime_secs);
-        let mut raw = [0u8; 32];
-        util::random_bytes(&mut raw);
-        let token = format!("emu1.{}", util::hex(&raw));
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let issued = chrono::Utc::now().timestamp();
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "emulator"});
+        let claims = serde_json::json!({
+            "aud": audience,
+            "iss": format!("https://sts.windows.net/{tenant_id}/"),
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)),
+            "appid": client_id,
+            "idtyp": "app",
+            "roles": roles,
+            "tid": tenant_id,
+            "ver": "1.0",
+        });
+        let mut signature = [0u8; 32];
+        util::random_bytes(&mut signature);
+        let token = format!(
+            "{}.{}.{}",
+            b64.encode(header.to_string()),
+            b64.encode(claims.to_string()),
+            b64.encode(signature)
+        );
         let now = Instant::now();
         let mut tokens = lock(&self.tokens);
         tokens.retain(|_, t| t.expires_at + EXPIRED_TOKEN_MEMORY > now);
@@ -225,10 +262,17 @@ impl Shared {
                 tenant_id: tenant_id.to_owned(),
                 client_id: client_id.to_owned(),
                 audience: audience.to_owned(),
+                roles,
                 expires_at: now + Duration::from_secs(lifetime),
             },
         );
         token
+    }
+
+    /// Forgets every issued token, as a signing-key rollover or a revocation would: they are then
+    /// unknown (Log Analytics: 403 `InvalidTokenError`; Graph: 401), though not expired.
+    pub fn revoke_tokens(&self) {
+        lock(&self.tokens).clear();
     }
 
     /// Makes every issued token expired (they are then rejected as expired).
@@ -263,6 +307,7 @@ impl Shared {
             tenant: tenant_idx,
             app: app_idx,
             snapshot,
+            roles: token.roles,
         })
     }
 

@@ -145,7 +145,7 @@ pub(crate) async fn token(
     let param = |name: &str| params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
     // Resolve tenant and app from the live configuration.
-    let outcome = shared.with_config(|config| -> Result<(String, String), Response> {
+    let outcome = shared.with_config(|config| -> Result<(String, String, Vec<String>), Response> {
         let Some(t) = config.tenant(&tenant) else {
             return Err(aad_error(
                 StatusCode::BAD_REQUEST,
@@ -217,9 +217,9 @@ pub(crate) async fn token(
                 ),
             ));
         }
-        Ok((t.id.clone(), app.client_id.clone()))
+        Ok((t.id.clone(), app.client_id.clone(), app.roles.clone()))
     });
-    let (tenant_id, client_id) = match outcome {
+    let (tenant_id, client_id, roles) = match outcome {
         Ok(ids) => ids,
         Err(resp) => return resp,
     };
@@ -232,7 +232,7 @@ pub(crate) async fn token(
         Err(resp) => return resp,
     };
 
-    let access_token = shared.issue_token(&tenant_id, &client_id, &audience);
+    let access_token = shared.issue_token(&tenant_id, &client_id, &audience, roles);
     let lifetime = shared.with_config(|c| c.token_lifetime_secs);
     tracing::debug!(%tenant_id, %client_id, %audience, "issued access token");
     let body = TokenSuccess {

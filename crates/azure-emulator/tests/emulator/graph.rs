@@ -326,8 +326,20 @@ async fn auth_errors_and_missing_roles() {
         "Access token validation failure. Invalid audience."
     );
 
-    let t = token(&emu, GRAPH_SCOPE).await;
+    // Roles are written into a token when it is issued: a token from before the change keeps
+    // the roles it was issued with; a new one carries the new roles.
+    let before = token(&emu, GRAPH_SCOPE).await;
     emu.update(|c| c.tenants[0].apps[0].roles = vec!["Data.Read".into()]);
+    let (s, _, _) = get(
+        &format!("{}/v1.0/security/incidents", emu.url()),
+        Some(&before),
+    )
+    .await;
+    assert_eq!(
+        s, 200,
+        "the old token still carries SecurityIncident.Read.All"
+    );
+    let t = token(&emu, GRAPH_SCOPE).await;
     let (s, b) = graph_error(&emu, "/v1.0/security/incidents", Some(&t)).await;
     assert_eq!(s, 403);
     assert_eq!(b["error"]["code"], "Forbidden");
@@ -337,6 +349,7 @@ async fn auth_errors_and_missing_roles() {
     );
 
     emu.update(|c| c.tenants[0].apps[0].roles.clear());
+    let t = token(&emu, GRAPH_SCOPE).await;
     let (s, b) = graph_error(&emu, "/v1.0/security/alerts_v2", Some(&t)).await;
     assert_eq!(s, 403);
     // Fixture graph-error-403-missing-roles.json.
@@ -347,6 +360,7 @@ async fn auth_errors_and_missing_roles() {
 
     // alerts_v2 also accepts the incident role; incidents accept the ReadWrite role.
     emu.update(|c| c.tenants[0].apps[0].roles = vec!["SecurityIncident.ReadWrite.All".into()]);
+    let t = token(&emu, GRAPH_SCOPE).await;
     let (s, _, _) = get(&format!("{}/v1.0/security/alerts_v2", emu.url()), Some(&t)).await;
     assert_eq!(s, 200);
     let (s, _, _) = get(&format!("{}/v1.0/security/incidents", emu.url()), Some(&t)).await;

@@ -107,6 +107,24 @@ pub fn token_failure(
     }
 }
 
+/// Whether Log Analytics refused the token itself (worth one renewal), not the app's access. The
+/// direct query endpoint answers a bad, expired or wrong-audience token with 403
+/// `InvalidTokenError` ("The provided authentication is not valid for this resource";
+/// Azure/azure-sdk-for-js#15399, microsoft/onefuzz#3287); `InvalidAuthenticationToken*` and
+/// `AuthenticationFailed` are what the ARM-routed endpoint says.
+pub fn rejects_the_token(status: u16, codes: &[&str]) -> bool {
+    status == 401
+        || codes.iter().any(|c| {
+            matches!(
+                *c,
+                "InvalidTokenError"
+                    | "InvalidAuthenticationToken"
+                    | "InvalidAuthenticationTokenAudience"
+                    | "AuthenticationFailed"
+            )
+        })
+}
+
 /// A non-success answer from the Log Analytics query API.
 pub fn log_analytics_failure(
     status: u16,
@@ -124,6 +142,12 @@ pub fn log_analytics_failure(
                  Workspace ID), not the workspace name or resource ID."
             ),
         ),
+        403 if has("InvalidTokenError") => diagnosis(
+            "token_rejected",
+            "Log Analytics refused the access token itself (InvalidTokenError), not the app's \
+             access: check that the provider's cloud matches the workspace's cloud, and that the \
+             token is requested for the Log Analytics API of that cloud.",
+        ),
         403 if has("InvalidAuthenticationTokenAudience") => diagnosis(
             "token_audience_mismatch",
             "Log Analytics rejected the token's audience. Check that the provider's cloud matches the workspace's cloud.",
@@ -135,9 +159,11 @@ pub fn log_analytics_failure(
         403 => diagnosis(
             "log_analytics_access_denied",
             format!(
-                "The app may not query workspace '{workspace_id}'. Grant it the Log Analytics API \
-                 > Data.Read application permission with admin consent, and the Log Analytics \
-                 Reader role on the workspace (role assignments can take up to an hour to apply)."
+                "The app may not query workspace '{workspace_id}'. Assign its service principal \
+                 the Log Analytics Reader (or Microsoft Sentinel Reader) role on the workspace in \
+                 Azure Portal > Log Analytics workspace > Access control (IAM); for app-only \
+                 access this role, not the Log Analytics API > Data.Read permission, is what \
+                 counts. Role assignments can take several minutes to apply."
             ),
         ),
         _ => upstream_status(status, "Log Analytics"),
@@ -281,6 +307,11 @@ mod tests {
                 "log_analytics_access_denied",
             ),
             ("la-error-403-invalid-token.json", 403, "token_rejected"),
+            (
+                "la-error-403-invalid-token-error.json",
+                403,
+                "token_rejected",
+            ),
             (
                 "la-error-403-invalid-token-audience.json",
                 403,

@@ -112,6 +112,15 @@ impl SentinelConnection {
                 retry_after: retry,
             }),
             s => {
+                // The token carries the app's roles as granted when it was issued: after a 403,
+                // a new token is the only way to see consent granted since (Microsoft Q&A 141122;
+                // docs/azure/real-behaviour.md C6).
+                if s == StatusCode::FORBIDDEN {
+                    self.sentinel.forget_credentials(
+                        &self.credentials.tenant_id,
+                        &self.credentials.client_id,
+                    );
+                }
                 let envelope = ErrorEnvelope::parse(&body);
                 let d = diagnose::graph_failure(
                     s.as_u16(),

@@ -117,8 +117,7 @@ impl SentinelConnection {
                 s => {
                     let envelope = ErrorEnvelope::parse(&body);
                     let codes = envelope.codes();
-                    let token_rejected = codes.contains(&"InvalidAuthenticationToken")
-                        || s == StatusCode::UNAUTHORIZED;
+                    let token_rejected = diagnose::rejects_the_token(s.as_u16(), &codes);
                     if token_rejected && !renewed_token {
                         // A revoked or rotated token: get a fresh one, once.
                         renewed_token = true;
@@ -127,6 +126,13 @@ impl SentinelConnection {
                             .await
                             .map_err(|e| self.token_error(&e, &request))?;
                         continue;
+                    }
+                    if s == StatusCode::FORBIDDEN {
+                        // Whatever the token lacked, the next query asks for a new one.
+                        self.sentinel.forget_credentials(
+                            &self.credentials.tenant_id,
+                            &self.credentials.client_id,
+                        );
                     }
                     tracing::warn!(
                         http_status = s.as_u16(),

@@ -135,13 +135,18 @@ async fn missing_permissions_name_the_role_to_grant() {
             .contains("SecurityAlert.Read.All")
     );
 
-    // Without Data.Read or workspace access, the Log Analytics step says so.
+    // App-only access to the workspace is Azure RBAC, not an API permission: without Data.Read
+    // the query still runs; without a reader role on the workspace the step names the role.
     app.emulator.update(|c| {
         c.tenants[0].apps[0].roles = vec![
             "SecurityIncident.Read.All".into(),
             "SecurityAlert.Read.All".into(),
         ]
     });
+    let result = test_with(&app, connection_body()).await;
+    assert_eq!(check(&result, "log_analytics")["status"], "passed");
+    app.emulator
+        .update(|c| c.tenants[0].apps[0].workspaces.clear());
     let result = test_with(&app, connection_body()).await;
     assert_eq!(
         check(&result, "log_analytics")["code"],
@@ -151,7 +156,8 @@ async fn missing_permissions_name_the_role_to_grant() {
         check(&result, "log_analytics")["hint"]
             .as_str()
             .unwrap()
-            .contains("Data.Read")
+            .contains("Log Analytics Reader"),
+        "{result}"
     );
     assert_eq!(check(&result, "incidents")["status"], "passed");
 }

@@ -268,13 +268,41 @@ async fn missing_permission_is_a_424_naming_it() {
     let app = query_app(Options::default()).await;
     provider_on(&app, "Primary", WORKSPACE).await;
     app.emulator
-        .update(|c| c.tenants[0].apps[0].roles.retain(|r| r != "Data.Read"));
+        .update(|c| c.tenants[0].apps[0].workspaces.clear());
     let reply = app
         .analyst(Method::POST, QUERY, Some(json!({"query": "print 1"})))
         .await;
     assert_eq!(reply.status, StatusCode::FAILED_DEPENDENCY);
     assert_eq!(reply.body["code"], "log_analytics_access_denied");
-    assert!(reply.body["detail"].as_str().unwrap().contains("Data.Read"));
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Log Analytics Reader")
+    );
+}
+
+/// Log Analytics refuses a still-unexpired token (a key rollover, a revocation) with 403
+/// `InvalidTokenError`: SoCMate renews it once and the query runs (docs/azure/real-behaviour.md C7).
+#[tokio::test]
+async fn an_invalid_token_error_is_renewed_once_and_the_query_runs() {
+    let app = query_app(Options::default()).await;
+    provider_on(&app, "Primary", WORKSPACE).await;
+    let run = || app.analyst(Method::POST, QUERY, Some(json!({"query": "print 1"})));
+    assert_eq!(run().await.status, StatusCode::OK);
+    let tokens = app.emulator.request_count(Endpoint::Token);
+    app.emulator.revoke_tokens();
+    let reply = run().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(app.emulator.request_count(Endpoint::Token), tokens + 1);
+    let statuses: Vec<u16> = app
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == Some(Endpoint::LogAnalyticsQuery))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 403, 200]);
 }
 
 #[tokio::test]

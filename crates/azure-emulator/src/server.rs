@@ -327,6 +327,11 @@ impl RunningEmulator {
         self.shared.with_config(Clone::clone)
     }
 
+    /// The audiences (resources) of the tokens issued so far, sorted, without repeats.
+    pub fn token_audiences(&self) -> Vec<String> {
+        self.shared.token_audiences()
+    }
+
     /// Makes every access token issued so far unknown, though not expired (a key rollover).
     pub fn revoke_tokens(&self) {
         self.shared.revoke_tokens();

@@ -269,6 +269,17 @@ impl Shared {
         token
     }
 
+    /// The audiences of the tokens issued and not yet forgotten, sorted, without repeats.
+    pub fn token_audiences(&self) -> Vec<String> {
+        let mut audiences: Vec<String> = lock(&self.tokens)
+            .values()
+            .map(|t| t.audience.clone())
+            .collect();
+        audiences.sort();
+        audiences.dedup();
+        audiences
+    }
+
     /// Forgets every issued token, as a signing-key rollover or a revocation would: they are then
     /// unknown (Log Analytics: 403 `InvalidTokenError`; Graph: 401), though not expired.
     pub fn revoke_tokens(&self) {

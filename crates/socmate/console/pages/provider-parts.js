@@ -3,6 +3,14 @@
 import { h } from '/console/dom.js';
 import { timeEl } from '/console/ui.js';
 
+const CHECK_WORDS = {
+  passed: { icon: '✓', word: 'Passed' },
+  failed: { icon: '✗', word: 'Failed' },
+  skipped: { icon: '–', word: 'Skipped' },
+  warning: { icon: '!', word: 'Warning' },
+  not_available: { icon: '○', word: 'Not available here' },
+};
+
 /** The core's own check (an unreadable stored secret); every other label is the type's. */
 const CORE_CHECKS = { credentials: 'Stored credentials' };
 
@@ -35,9 +43,7 @@ function checkLabel(type, name) {
 
 function checkItem(check, type) {
   const passed = check.status === 'passed';
-  const skipped = check.status === 'skipped';
-  const icon = passed ? '✓' : skipped ? '–' : '✗';
-  const word = passed ? 'Passed' : skipped ? 'Skipped' : 'Failed';
+  const { icon, word } = CHECK_WORDS[check.status] || CHECK_WORDS.failed;
   return h('li', {
     class: `check check-${check.status}`,
     testid: `check-${check.name}`,

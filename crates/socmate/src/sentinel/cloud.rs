@@ -1,4 +1,8 @@
-//! Azure clouds and where their endpoints live.
+//! Azure clouds and where their endpoints live (docs/azure/wire-formats.md §0; Microsoft Graph's
+//! `concepts/deployments.md`: GCC (moderate) tenants keep the worldwide endpoints, GCC High uses
+//! `graph.microsoft.us`, DoD `dod-graph.microsoft.us`, and tokens are not interchangeable between
+//! deployments; the security incidents and alerts_v2 pages' national-cloud table marks China
+//! (21Vianet) as not available).
 //!
 //! Hosts come from this fixed table (or from the operator's `SOCMATE_AZURE_*` overrides, read
 //! once at start-up), never from request input: tenant and workspace ids only ever become
@@ -12,16 +16,22 @@ use url::Url;
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
 )]
 pub enum AzureCloud {
+    /// The worldwide cloud; also GCC (moderate) tenants.
     #[default]
     AzurePublic,
+    /// US Government L4 (GCC High).
     AzureUSGovernment,
+    /// US Government L5 (DoD): its own Graph deployment and token audience.
+    AzureUSGovernmentDoD,
+    /// Azure China (21Vianet): no Graph security incidents or alerts.
     AzureChinaCloud,
 }
 
 impl AzureCloud {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::AzurePublic,
         Self::AzureUSGovernment,
+        Self::AzureUSGovernmentDoD,
         Self::AzureChinaCloud,
     ];
 
@@ -29,6 +39,7 @@ impl AzureCloud {
         match self {
             Self::AzurePublic => "AzurePublic",
             Self::AzureUSGovernment => "AzureUSGovernment",
+            Self::AzureUSGovernmentDoD => "AzureUSGovernmentDoD",
             Self::AzureChinaCloud => "AzureChinaCloud",
         }
     }
@@ -41,15 +52,39 @@ impl AzureCloud {
     pub fn label(self) -> &'static str {
         match self {
             Self::AzurePublic => "Azure (public)",
-            Self::AzureUSGovernment => "Azure US Government",
+            Self::AzureUSGovernment => "Azure US Government (GCC High)",
+            Self::AzureUSGovernmentDoD => "Azure US Government DoD",
             Self::AzureChinaCloud => "Azure China (21Vianet)",
         }
+    }
+
+    /// What an admin should know when choosing the cloud.
+    pub fn hint(self) -> Option<&'static str> {
+        match self {
+            Self::AzurePublic => {
+                Some("Also for GCC (moderate) tenants, which use the worldwide endpoints.")
+            }
+            Self::AzureUSGovernment => None,
+            Self::AzureUSGovernmentDoD => {
+                Some("DoD tenants have their own Microsoft Graph (dod-graph.microsoft.us).")
+            }
+            Self::AzureChinaCloud => Some(
+                "Microsoft Graph offers no security incidents or alerts here: incidents come from the workspace's own tables.",
+            ),
+        }
+    }
+
+    /// Whether Microsoft Graph serves security incidents and alerts_v2 in this cloud.
+    pub fn has_graph_security(self) -> bool {
+        self != Self::AzureChinaCloud
     }
 
     fn authority_host(self) -> &'static str {
         match self {
             Self::AzurePublic => "https://login.microsoftonline.com",
-            Self::AzureUSGovernment => "https://login.microsoftonline.us",
+            Self::AzureUSGovernment | Self::AzureUSGovernmentDoD => {
+                "https://login.microsoftonline.us"
+            }
             Self::AzureChinaCloud => "https://login.chinacloudapi.cn",
         }
     }
@@ -58,7 +93,7 @@ impl AzureCloud {
     pub fn log_analytics_resource(self) -> &'static str {
         match self {
             Self::AzurePublic => "https://api.loganalytics.io",
-            Self::AzureUSGovernment => "https://api.loganalytics.us",
+            Self::AzureUSGovernment | Self::AzureUSGovernmentDoD => "https://api.loganalytics.us",
             Self::AzureChinaCloud => "https://api.loganalytics.azure.cn",
         }
     }
@@ -68,6 +103,7 @@ impl AzureCloud {
         match self {
             Self::AzurePublic => "https://graph.microsoft.com",
             Self::AzureUSGovernment => "https://graph.microsoft.us",
+            Self::AzureUSGovernmentDoD => "https://dod-graph.microsoft.us",
             Self::AzureChinaCloud => "https://microsoftgraph.chinacloudapi.cn",
         }
     }
@@ -215,6 +251,14 @@ mod tests {
             "https://login.microsoftonline.us/"
         );
         assert_eq!(gov.graph_scope, "https://graph.microsoft.us/.default");
+        let dod = EndpointOverrides::default().resolve(AzureCloud::AzureUSGovernmentDoD);
+        assert_eq!(dod.graph.as_str(), "https://dod-graph.microsoft.us/");
+        assert_eq!(dod.graph_scope, "https://dod-graph.microsoft.us/.default");
+        assert_eq!(
+            dod.authority_host.as_str(),
+            "https://login.microsoftonline.us/"
+        );
+        assert!(!AzureCloud::AzureChinaCloud.has_graph_security());
     }
 
     #[test]

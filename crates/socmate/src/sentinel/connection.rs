@@ -187,7 +187,7 @@ pub fn form() -> ProviderForm {
                     .map(|cloud| FormOption {
                         value: cloud.as_str(),
                         label: cloud.label(),
-                        hint: None,
+                        hint: cloud.hint(),
                     })
                     .collect(),
             },

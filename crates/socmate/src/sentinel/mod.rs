@@ -379,6 +379,17 @@ impl SentinelConnection {
     }
 
     async fn check_graph(&self, deadline: Instant, budget_secs: f64) -> Vec<Check> {
+        if !self.credentials.cloud.has_graph_security() {
+            let hint = format!(
+                "Microsoft Graph offers no security incidents or alerts in {}; SoCMate reads this \
+                 workspace's incidents from its own SecurityIncident and SecurityAlert tables.",
+                self.credentials.cloud.label()
+            );
+            return vec![
+                Check::not_available(CHECK_INCIDENTS, "not_available_in_cloud", hint.clone()),
+                Check::not_available(CHECK_ALERTS, "not_available_in_cloud", hint),
+            ];
+        }
         let started = Instant::now();
         let token = match self
             .token(&self.endpoints.graph_scope, Freshness::Fresh, deadline)

@@ -167,11 +167,17 @@ pub trait SiemConnector: Send + Sync {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Passed,
     Failed,
+    /// Not run because an earlier step failed.
     Skipped,
+    /// It works, but something the admin should know limits it (the hint says what).
+    Warning,
+    /// The SIEM does not offer this capability here (e.g. in this cloud): neither passed nor
+    /// failed, and no reason for the connection to count as unhealthy.
+    NotAvailable,
 }
 
 /// The outcome of one diagnostic step. Failures carry a stable `code` and a `hint` that tells an
@@ -209,6 +215,20 @@ impl Check {
         }
     }
 
+    pub fn warning(name: &'static str, took: Duration, code: &'static str, hint: String) -> Self {
+        Self {
+            status: CheckStatus::Warning,
+            ..Self::failed(name, took, code, hint)
+        }
+    }
+
+    pub fn not_available(name: &'static str, code: &'static str, hint: String) -> Self {
+        Self {
+            status: CheckStatus::NotAvailable,
+            ..Self::failed(name, Duration::ZERO, code, hint)
+        }
+    }
+
     pub fn skipped(name: &'static str, because: &str) -> Self {
         Self {
             name,
@@ -227,8 +247,16 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
+    /// Healthy when something passed and nothing failed or was skipped (warnings and
+    /// capabilities the SIEM does not offer here do not count against it).
     pub fn healthy(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.status == CheckStatus::Passed)
+        self.checks.iter().any(|c| c.status == CheckStatus::Passed)
+            && self.checks.iter().all(|c| {
+                matches!(
+                    c.status,
+                    CheckStatus::Passed | CheckStatus::Warning | CheckStatus::NotAvailable
+                )
+            })
     }
 }
 

@@ -7,7 +7,9 @@ use azure_emulator::{AppSecret, Endpoint, Fault, FaultKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{CLIENT, Options, TENANT, connection_body, secret, spawn_app, spawn_app_with};
+use crate::helpers::{
+    CLIENT, Options, TENANT, With, connection_body, secret, spawn_app, spawn_app_with,
+};
 
 const TEST: &str = "/api/admin/siem-providers/test";
 
@@ -378,6 +380,53 @@ async fn a_national_cloud_asks_for_that_clouds_tokens() {
         .await
         .body;
     assert_eq!(result["status"], "healthy", "{result}");
+    assert_eq!(
+        app.emulator.token_audiences(),
+        ["https://api.loganalytics.us", "https://graph.microsoft.us"]
+    );
+}
+
+/// DoD (US Government L5) is its own Graph deployment, with its own token audience.
+#[tokio::test]
+async fn a_dod_provider_asks_for_dod_graph_tokens() {
+    let app = spawn_app().await;
+    let body = connection_body().with("cloud", json!("AzureUSGovernmentDoD"));
+    let result = test_with(&app, body).await;
+    assert_eq!(result["status"], "healthy", "{result}");
+    assert_eq!(
+        app.emulator.token_audiences(),
+        [
+            "https://api.loganalytics.us",
+            "https://dod-graph.microsoft.us"
+        ]
+    );
+}
+
+/// Graph's security incidents and alerts are not offered in Azure China: those checks say so,
+/// neither passed nor failed, and the provider is healthy when the rest passes.
+#[tokio::test]
+async fn a_china_provider_tests_healthy_without_graph() {
+    let app = spawn_app().await;
+    let body = connection_body().with("cloud", json!("AzureChinaCloud"));
+    let result = test_with(&app, body).await;
+    assert_eq!(result["status"], "healthy", "{result}");
+    assert_eq!(
+        result["message"],
+        "Connected to Sentinel workspace successfully"
+    );
+    for name in ["incidents", "alerts"] {
+        let c = check(&result, name);
+        assert_eq!(c["status"], "not_available", "{c}");
+        assert_eq!(c["code"], "not_available_in_cloud");
+        assert!(c["hint"].as_str().unwrap().contains("China"), "{c}");
+    }
+    assert_eq!(check(&result, "log_analytics")["status"], "passed");
+    assert_eq!(app.emulator.request_count(Endpoint::GraphIncidents), 0);
+    assert_eq!(app.emulator.request_count(Endpoint::GraphAlerts), 0);
+    assert_eq!(
+        app.emulator.token_audiences(),
+        ["https://api.loganalytics.azure.cn"]
+    );
 }
 
 #[tokio::test]

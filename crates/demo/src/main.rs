@@ -260,13 +260,25 @@ async fn populate(api: &Api) -> anyhow::Result<String> {
             }
         ));
     }
+    // The default provider's first sync may already be running (creating it wakes the
+    // scheduler); a triggered run then waits its turn. What counts is what the store holds.
     let id = healthy["id"].as_str().unwrap_or_default();
     api.call(Method::POST, &format!("{PROVIDERS}/{id}/sync"), None)
         .await?;
-    let sync = wait_for_sync(api, &format!("{PROVIDERS}/{id}/sync")).await?;
+    wait_for_sync(api, &format!("{PROVIDERS}/{id}/sync")).await?;
+    let listed = api
+        .call(Method::GET, "/api/incidents?limit=1", None)
+        .await?;
+    let merged = api
+        .call(
+            Method::GET,
+            "/api/incidents?status=redirected&limit=1",
+            None,
+        )
+        .await?;
     lines.push(format!(
-        "  incident sync: {} incidents read, {} new",
-        sync["fetched"], sync["created"]
+        "  incidents synced: {} (and {} merged into others)",
+        listed["total"], merged["total"]
     ));
     let query = api
         .call(

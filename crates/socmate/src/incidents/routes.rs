@@ -44,8 +44,14 @@ struct ListQuery {
     status: Option<String>,
     /// Severity as the SIEM reports it (e.g. informational, low, medium, high).
     severity: Option<String>,
-    /// Only incidents seen through this provider.
+    /// Only incidents of the collection this provider reads (for Sentinel through Graph: its
+    /// tenant's Defender XDR incidents, which other providers of that tenant share).
     provider_id: Option<String>,
+    /// Only incidents of this organisation (Sentinel: the tenant id, as Entra ID names it).
+    tenant_id: Option<String>,
+    /// Only incidents with an alert from this product (Sentinel: the alerts' `serviceSource`,
+    /// e.g. `microsoftSentinel`, `microsoftDefenderForEndpoint`).
+    source: Option<String>,
     /// Only incidents updated at or after this RFC 3339 time.
     #[param(format = DateTime)]
     updated_since: Option<String>,
@@ -120,6 +126,8 @@ async fn list(
         status: q.status,
         severity: q.severity,
         provider_id: q.provider_id,
+        tenant_id: q.tenant_id.map(|t| t.to_ascii_lowercase()),
+        source: q.source,
         updated_since_ns,
         before,
         limit: limit + 1,
@@ -135,7 +143,7 @@ async fn list(
     }))
 }
 
-/// One incident with its alerts and the providers that saw it.
+/// One incident with its alerts and the providers that read its collection.
 #[utoipa::path(get, path = "/{id}", tag = TAG, params(("id" = String, Path, description = "Incident id (ours)")),
     responses((status = 200, description = "The incident as its SIEM sent it, plus `alerts` and `provider_ids`", body = Object)))]
 async fn detail(
@@ -151,7 +159,7 @@ async fn detail(
         .iter()
         .filter_map(|a| serde_json::from_str(a).ok())
         .collect();
-    let providers = store::incident_providers(sync.db(), &row.id).await?;
+    let providers = store::incident_providers(sync.db(), &row.scope).await?;
     if let Some(object) = incident.as_object_mut() {
         object.insert("alerts".into(), Value::Array(alerts));
         object.insert("provider_ids".into(), serde_json::json!(providers));

@@ -1,11 +1,13 @@
-//! The sync engine: one run reads every page of a provider's window, commits page by page, and
-//! moves the watermark only after the whole window was read.
+//! The sync engine: a run resolves the provider's scope, takes that scope's lease, has the
+//! connector read the whole window batch by batch, and moves the watermark only after a read that
+//! saw every incident.
 //!
-//! Correctness comes from the store, not from timing: pages are upserted idempotently (never an
-//! older version over a newer one), the watermark is the newest `lastUpdateDateTime` actually
-//! seen (never "now") minus a look-back margin on the next run, and a lease with a fencing
-//! generation makes one replica at a time sync a provider. A crash at any point therefore loses
-//! nothing (the window is re-read) and duplicates nothing (unique `(scope, external id)`).
+//! Correctness comes from the store, not from timing: batches are upserted idempotently (never an
+//! older version over a newer one), the watermark is the newest update actually seen (never
+//! "now") minus a look-back margin on the next run, and a lease with a fencing generation makes
+//! one replica at a time sync a scope — so providers that read the same scope (two workspaces of
+//! one tenant, through Graph) cause one read. A crash at any point therefore loses nothing (the
+//! window is re-read) and duplicates nothing (unique `(scope, external id)`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -15,10 +17,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{self, Lease, SyncStoreError};
+use super::store::{self, Lease, RunEnd, SyncStoreError};
 use crate::providers::{ProviderError, Providers};
 use crate::siem::incidents::nanos;
-use crate::siem::{FetchError, IncidentPage, PageRequest, SiemConnector};
+use crate::siem::{
+    BoxFuture, FetchError, Incident, IncidentScope, IncidentSink, SiemConnector, SyncWindow,
+};
 
 /// The sync settings; their defaults are declared once, in `config::ServeArgs`.
 #[derive(Debug, Clone)]
@@ -31,12 +35,10 @@ pub struct SyncSettings {
     pub first_window: Duration,
 }
 
-/// Retry policy for one page: capped, jittered exponential backoff; `Retry-After` wins.
-const MAX_ATTEMPTS: u32 = 5;
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// A page request never waits longer than this for the SIEM.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one run may take; waits the SIEM asks for (`Retry-After`) count against it.
+const RUN_DEADLINE: Duration = Duration::from_secs(30 * 60);
+/// How long resolving a provider's scope may take before the scheduler moves on.
+const SCOPE_TIMEOUT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum RunOutcome {
@@ -45,7 +47,7 @@ pub enum RunOutcome {
         created: i64,
         updated: i64,
     },
-    /// Another replica holds the lease, or this process is already syncing the provider.
+    /// Another replica holds the scope's lease, or this process is already syncing it.
     Skipped,
 }
 
@@ -59,6 +61,8 @@ pub enum SyncError {
     Store(#[from] SyncStoreError),
     #[error("interrupted by shutdown")]
     Interrupted,
+    #[error("the read was incomplete: {}", .0.join("; "))]
+    Incomplete(Vec<String>),
 }
 
 impl SyncError {
@@ -69,6 +73,7 @@ impl SyncError {
             Self::Fetch(e) => e.code(),
             Self::Store(_) => "store_error",
             Self::Interrupted => "interrupted",
+            Self::Incomplete(_) => "incomplete",
         }
     }
 
@@ -78,6 +83,11 @@ impl SyncError {
             Self::Fetch(FetchError::Throttled { .. }) => {
                 "the SIEM kept throttling; the next run resumes from the last watermark".into()
             }
+            Self::Incomplete(why) => format!(
+                "some incidents of the window may be missing ({}); the watermark stays, so the \
+                 next run reads the window again",
+                why.join("; ")
+            ),
             other => other.to_string(),
         }
     }
@@ -88,14 +98,15 @@ pub struct IncidentSync {
     providers: Providers,
     instance_id: String,
     settings: SyncSettings,
+    /// Scopes this process is syncing now.
     running: Arc<Mutex<HashSet<String>>>,
     shutdown: CancellationToken,
 }
 
-/// Removes a provider from the local "running" set however a run ends.
+/// Removes a scope from the local "running" set however a run ends.
 struct RunningGuard {
     running: Arc<Mutex<HashSet<String>>>,
-    provider_id: String,
+    scope: String,
 }
 
 impl Drop for RunningGuard {
@@ -103,8 +114,15 @@ impl Drop for RunningGuard {
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.provider_id);
+            .remove(&self.scope);
     }
+}
+
+/// A connection resolved to its scope, ready to run.
+struct Resolved {
+    provider_id: String,
+    connector: Box<dyn SiemConnector>,
+    scope: IncidentScope,
 }
 
 impl IncidentSync {
@@ -141,175 +159,205 @@ impl IncidentSync {
         });
     }
 
-    /// Syncs one provider once. Public so tests and the trigger drive it directly.
+    /// Syncs the scope of one provider once. Public so tests and the trigger drive it directly.
     pub async fn run_once(&self, provider_id: &str) -> Result<RunOutcome, SyncError> {
-        let Some(_guard) = self.claim_locally(provider_id) else {
+        let resolved = self.resolve(provider_id).await?;
+        self.run(resolved).await
+    }
+
+    /// Connects to a provider and learns its scope (recording a failure where the provider's
+    /// sync status shows it).
+    async fn resolve(&self, provider_id: &str) -> Result<Resolved, SyncError> {
+        let (provider, connector) = self.providers.connector_for(provider_id).await?;
+        let scope = tokio::time::timeout(SCOPE_TIMEOUT, connector.incident_scope())
+            .await
+            .unwrap_or(Err(FetchError::Timeout));
+        let scope = match scope {
+            Ok(scope) => scope,
+            Err(e) => {
+                let e = SyncError::Fetch(e);
+                store::record_unresolved(&self.providers.db, provider_id, e.code(), &e.message())
+                    .await?;
+                return Err(e);
+            }
+        };
+        self.providers
+            .record_learned(&provider, connector.learned())
+            .await?;
+        store::adopt_scope(&self.providers.db, provider_id, &scope.key, &scope.aliases).await?;
+        Ok(Resolved {
+            provider_id: provider.id,
+            connector,
+            scope,
+        })
+    }
+
+    async fn run(&self, resolved: Resolved) -> Result<RunOutcome, SyncError> {
+        let Resolved {
+            provider_id,
+            connector,
+            scope,
+        } = resolved;
+        let Some(_guard) = self.claim_locally(&scope.key) else {
             return Ok(RunOutcome::Skipped);
         };
-        let Some(lease) =
-            store::acquire_lease(&self.providers.db, provider_id, &self.instance_id).await?
-        else {
-            tracing::debug!(
-                provider.id = provider_id,
-                "another replica holds the sync lease"
-            );
+        let db = &self.providers.db;
+        let Some(lease) = store::acquire_lease(db, &scope.key, &self.instance_id).await? else {
+            tracing::debug!(scope = %scope.key, "another replica holds the sync lease");
             return Ok(RunOutcome::Skipped);
         };
-        tracing::info!(provider.id = provider_id, generation = lease.generation, watermark = ?lease.watermark, "incident sync started");
-        match self.read_window(&lease).await {
-            Ok((counts, watermark)) => {
+        tracing::info!(provider.id = %provider_id, scope = %scope.key, generation = lease.generation, watermark = ?lease.watermark, "incident sync started");
+        let now = Utc::now();
+        let since = match lease.watermark_ns {
+            Some(ns) => DateTime::<Utc>::from_timestamp_nanos(ns) - self.settings.lookback,
+            None => now - self.settings.first_window,
+        };
+        let window = SyncWindow {
+            since,
+            // Updates stamped in the same instant as "now" are read by the next run.
+            until: now + chrono::TimeDelta::seconds(1),
+            deadline: Instant::now() + RUN_DEADLINE,
+        };
+        let mut sink = StoreSink {
+            db: db.clone(),
+            lease: lease.clone(),
+            counts: (0, 0, 0),
+            newest: None,
+            skipped: Vec::new(),
+            notes: Vec::new(),
+            failure: None,
+        };
+        let read = tokio::select! {
+            read = connector.read_incidents(window, &mut sink) => read,
+            _ = self.shutdown.cancelled() => Err(FetchError::Stopped("shutdown".into())),
+        };
+        let outcome = match (read, sink.failure.take()) {
+            (_, Some(failure)) => Err(failure),
+            (Err(FetchError::Stopped(_)), None) => Err(SyncError::Interrupted),
+            (Err(e), None) => Err(SyncError::Fetch(e)),
+            (Ok(report), None) if !report.incomplete.is_empty() => {
+                Err(SyncError::Incomplete(report.incomplete))
+            }
+            (Ok(_), None) => Ok(()),
+        };
+        self.finish(&provider_id, &lease, &sink, outcome).await
+    }
+
+    async fn finish(
+        &self,
+        provider_id: &str,
+        lease: &Lease,
+        sink: &StoreSink,
+        outcome: Result<(), SyncError>,
+    ) -> Result<RunOutcome, SyncError> {
+        for reason in &sink.skipped {
+            tracing::warn!(provider.id = %provider_id, reason, "skipped an unreadable incident record");
+        }
+        let (fetched, created, updated) = sink.counts;
+        let skipped = i64::try_from(sink.skipped.len()).unwrap_or(i64::MAX);
+        match outcome {
+            Ok(()) => {
                 metrics::counter!("socmate_sync_runs_total", "outcome" => "success").increment(1);
-                metrics::counter!("socmate_sync_incidents_total", "kind" => "fetched")
-                    .increment(counts.0.unsigned_abs());
-                metrics::counter!("socmate_sync_incidents_total", "kind" => "created")
-                    .increment(counts.1.unsigned_abs());
-                metrics::counter!("socmate_sync_incidents_total", "kind" => "updated")
-                    .increment(counts.2.unsigned_abs());
-                if let Some((_, ns)) = &watermark {
+                for (kind, n) in [
+                    ("fetched", fetched),
+                    ("created", created),
+                    ("updated", updated),
+                ] {
+                    metrics::counter!("socmate_sync_incidents_total", "kind" => kind)
+                        .increment(n.unsigned_abs());
+                }
+                if let Some((_, ns)) = &sink.newest {
                     // Lag: how far the newest synced update is behind now.
-                    let lag = (nanos(chrono::Utc::now()) - ns) as f64 / 1e9;
+                    let lag = (nanos(Utc::now()) - ns) as f64 / 1e9;
                     metrics::gauge!("socmate_sync_watermark_lag_seconds", "provider_id" => provider_id.to_owned()).set(lag);
                 }
-                store::finish(
-                    &self.providers.db,
-                    &lease,
-                    watermark.as_ref().map(|(s, ns)| (s.as_str(), *ns)),
-                    None,
-                )
-                .await?;
-                tracing::info!(
-                    provider.id = provider_id,
-                    fetched = counts.0,
-                    created = counts.1,
-                    updated = counts.2,
-                    "incident sync finished"
-                );
+                let end = RunEnd {
+                    watermark: sink.newest.as_ref().map(|(s, ns)| (s.as_str(), *ns)),
+                    error: None,
+                    skipped,
+                    notes: &sink.notes,
+                };
+                store::finish(&self.providers.db, lease, &end).await?;
+                tracing::info!(provider.id = %provider_id, fetched, created, updated, skipped, "incident sync finished");
                 Ok(RunOutcome::Completed {
-                    fetched: counts.0,
-                    created: counts.1,
-                    updated: counts.2,
+                    fetched,
+                    created,
+                    updated,
                 })
             }
             Err(SyncError::Store(SyncStoreError::LeaseLost)) => {
-                tracing::warn!(
-                    provider.id = provider_id,
-                    "sync lease lost to another replica; this run stops without writing"
-                );
+                tracing::warn!(provider.id = %provider_id, "sync lease lost to another replica; this run stops without writing");
                 Err(SyncError::Store(SyncStoreError::LeaseLost))
             }
             Err(e) => {
                 metrics::counter!("socmate_sync_runs_total", "outcome" => e.code()).increment(1);
                 // Whatever went wrong is recorded; "could not read" never looks like "nothing new".
-                store::finish(
-                    &self.providers.db,
-                    &lease,
-                    None,
-                    Some((e.code(), &e.message())),
-                )
-                .await?;
+                let message = e.message();
+                let end = RunEnd {
+                    watermark: None,
+                    error: Some((e.code(), &message)),
+                    skipped,
+                    notes: &sink.notes,
+                };
+                store::finish(&self.providers.db, lease, &end).await?;
                 Err(e)
             }
         }
     }
 
-    fn claim_locally(&self, provider_id: &str) -> Option<RunningGuard> {
+    fn claim_locally(&self, scope: &str) -> Option<RunningGuard> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running
-            .insert(provider_id.to_owned())
-            .then(|| RunningGuard {
-                running: Arc::clone(&self.running),
-                provider_id: provider_id.to_owned(),
-            })
+        running.insert(scope.to_owned()).then(|| RunningGuard {
+            running: Arc::clone(&self.running),
+            scope: scope.to_owned(),
+        })
     }
 
-    /// Reads every page of the window; returns the counts and the newest update seen.
-    async fn read_window(
-        &self,
-        lease: &Lease,
-    ) -> Result<((i64, i64, i64), Option<(String, i64)>), SyncError> {
-        let (_, connector) = self.providers.connector_for(&lease.provider_id).await?;
-        let scope = connector.incident_scope();
-        let since = match lease.watermark_ns {
-            Some(ns) => DateTime::<Utc>::from_timestamp_nanos(ns) - self.settings.lookback,
-            None => Utc::now() - self.settings.first_window,
-        };
-        let mut request = PageRequest::First {
-            updated_since: since.to_rfc3339_opts(SecondsFormat::Secs, true),
-        };
-        let mut newest: Option<(String, i64)> = None;
-        let mut totals = (0, 0, 0);
-        loop {
-            if self.shutdown.is_cancelled() {
-                return Err(SyncError::Interrupted);
+    /// One scheduled round: every live provider that is the default or opted in, resolved to
+    /// its scope, and one run per scope (the default provider's first), each in its own task so a
+    /// failing one never delays the others.
+    pub async fn sync_due(&self) -> Vec<Result<RunOutcome, SyncError>> {
+        let mut providers = match self.providers.list().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "incident sync: cannot list providers");
+                return Vec::new();
             }
-            let page = self
-                .fetch_with_retries(connector.as_ref(), &request)
-                .await?;
-            for reason in &page.skipped {
-                tracing::warn!(provider.id = %lease.provider_id, reason, "skipping an unreadable incident record");
-            }
-            for incident in &page.incidents {
-                let ns = nanos(incident.last_update);
-                if newest.as_ref().is_none_or(|(_, n)| ns > *n) {
-                    let text = incident
-                        .data
-                        .get("last_update_at")
-                        .and_then(|v| v.as_str())
-                        .map_or_else(
-                            || {
-                                incident
-                                    .last_update
-                                    .to_rfc3339_opts(SecondsFormat::AutoSi, true)
-                            },
-                            str::to_owned,
-                        );
-                    newest = Some((text, ns));
+        };
+        providers.retain(|p| p.is_default || p.sync_incidents);
+        providers.sort_by_key(|p| !p.is_default);
+        let mut scopes = HashSet::new();
+        let mut runs = Vec::new();
+        for provider in providers {
+            match self.resolve(&provider.id).await {
+                Ok(resolved) if scopes.insert(resolved.scope.key.clone()) => {
+                    let this = self.clone();
+                    runs.push(tokio::spawn(async move { this.run(resolved).await }));
+                }
+                Ok(_) => {
+                    tracing::debug!(provider.id = %provider.id, "its scope is synced through another provider")
+                }
+                Err(e) => {
+                    tracing::warn!(provider.id = %provider.id, error = %e, "incident sync: cannot resolve the provider's scope")
                 }
             }
-            let counts =
-                store::commit_page(&self.providers.db, lease, &scope, &page.incidents).await?;
-            totals = (
-                totals.0 + counts.fetched,
-                totals.1 + counts.created,
-                totals.2 + counts.updated,
-            );
-            match page.next {
-                Some(next) => request = PageRequest::Next(next),
-                None => return Ok((totals, newest)),
-            }
         }
-    }
-
-    async fn fetch_with_retries(
-        &self,
-        connector: &dyn SiemConnector,
-        request: &PageRequest,
-    ) -> Result<IncidentPage, SyncError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let deadline = Instant::now() + PAGE_TIMEOUT;
-            match connector.incident_page(request.clone(), deadline).await {
-                Ok(page) => return Ok(page),
-                Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                    let wait = e
-                        .retry_after()
-                        .unwrap_or_else(|| backoff(attempt))
-                        .min(BACKOFF_CAP);
-                    tracing::info!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "incident page failed; retrying");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return Err(SyncError::Interrupted),
-                        _ = tokio::time::sleep(wait) => {}
+        let mut outcomes = Vec::with_capacity(runs.len());
+        for run in runs {
+            match run.await {
+                Ok(outcome) => {
+                    if let Err(e) = &outcome {
+                        tracing::warn!(error = %e, "incident sync run failed");
                     }
+                    outcomes.push(outcome);
                 }
-                Err(e) => return Err(SyncError::Fetch(e)),
+                Err(e) => tracing::error!(error = %e, "an incident sync task failed"),
             }
         }
+        outcomes
     }
 
-    /// Runs the scheduler until shutdown: every interval, and whenever providers change, each live
-    /// provider that is the default or opted in is synced, each in its own task so a failing one
-    /// never delays the others (one already running is skipped).
+    /// Runs the scheduler until shutdown: every interval, and whenever providers change.
     pub async fn run_scheduler(self) {
         if self.settings.interval.is_zero() {
             return;
@@ -322,31 +370,78 @@ impl IncidentSync {
                 _ = ticker.tick() => {}
                 _ = self.providers.changed.notified() => {}
             }
-            let providers = match self.providers.list().await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "incident sync: cannot list providers");
-                    continue;
-                }
-            };
-            for provider in providers
-                .into_iter()
-                .filter(|p| p.is_default || p.sync_incidents)
-            {
-                self.start_now(provider.id);
+            // Not awaited: a long run never holds back the next round (a scope still running
+            // is skipped by it).
+            let this = self.clone();
+            tokio::spawn(async move { this.sync_due().await });
+        }
+    }
+}
+
+/// Commits each batch a connector reads, fenced by the run's lease.
+struct StoreSink {
+    db: crate::store::Db,
+    lease: Lease,
+    counts: (i64, i64, i64),
+    /// The newest update seen: `(Graph's own text, ns)`.
+    newest: Option<(String, i64)>,
+    skipped: Vec<String>,
+    notes: Vec<String>,
+    /// Why the run must stop, when the sink refused a batch.
+    failure: Option<SyncError>,
+}
+
+impl StoreSink {
+    fn remember_newest(&mut self, batch: &[Incident]) {
+        for incident in batch {
+            let ns = nanos(incident.last_update);
+            if self.newest.as_ref().is_none_or(|(_, n)| ns > *n) {
+                let text = incident
+                    .data
+                    .get("last_update_at")
+                    .and_then(|v| v.as_str())
+                    .map_or_else(
+                        || {
+                            incident
+                                .last_update
+                                .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+                        },
+                        str::to_owned,
+                    );
+                self.newest = Some((text, ns));
             }
         }
     }
 }
 
-/// Full-jitter exponential backoff.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE
-        .saturating_mul(1 << attempt.min(10))
-        .min(BACKOFF_CAP);
-    let mut byte = [0u8; 1];
-    crate::crypto::fill_random(&mut byte);
-    ceiling
-        .mul_f64(f64::from(byte[0]) / 255.0)
-        .max(Duration::from_millis(50))
+impl IncidentSink for StoreSink {
+    fn put(&mut self, batch: Vec<Incident>) -> BoxFuture<'_, Result<(), FetchError>> {
+        Box::pin(async move {
+            match store::commit_page(&self.db, &self.lease, &batch).await {
+                Ok(counts) => {
+                    self.counts.0 += counts.fetched;
+                    self.counts.1 += counts.created;
+                    self.counts.2 += counts.updated;
+                    self.remember_newest(&batch);
+                    Ok(())
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.failure = Some(SyncError::Store(e));
+                    Err(FetchError::Stopped(reason))
+                }
+            }
+        })
+    }
+
+    fn skip(&mut self, reason: String) {
+        self.skipped.push(reason);
+    }
+
+    fn note(&mut self, note: String) {
+        tracing::info!(scope = %self.lease.scope, note, "incident sync");
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
 }

@@ -340,6 +340,7 @@ impl Providers {
         let result = match self.connector_for(id).await {
             Ok((provider, connector)) => {
                 let report = connector.test_connection(self.test_budget).await;
+                self.record_learned(&provider, connector.learned()).await?;
                 result(self.kind_of(&provider)?.healthy_message(), report)
             }
             // The report of an unreadable secret fails, so no healthy message is needed.
@@ -350,6 +351,22 @@ impl Providers {
         };
         store::record_health(&self.db, id, result.status, ctx).await?;
         Ok(result)
+    }
+
+    /// Stores what a connection learned about itself (see [`SiemConnector::learned`]) with the
+    /// provider's connection, unless an admin changed the connection meanwhile.
+    pub async fn record_learned(
+        &self,
+        provider: &Provider,
+        learned: Map<String, Value>,
+    ) -> Result<(), ProviderError> {
+        let mut connection = provider.connection.clone();
+        connection.extend(learned);
+        if connection != provider.connection {
+            store::replace_connection(&self.db, &provider.id, &provider.connection, &connection)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The live default provider, if an admin has set one.

@@ -318,6 +318,37 @@ pub async fn update(
     .await
 }
 
+/// Replaces a live provider's connection with one holding facts its connection learned, if it is
+/// still `expected` (an admin's change meanwhile wins). Not an admin action: no audit row, no
+/// `updated_at`.
+pub async fn replace_connection(
+    db: &Db,
+    id: &str,
+    expected: &Map<String, Value>,
+    connection: &Map<String, Value>,
+) -> Result<(), StoreError> {
+    let text = Value::Object(connection.clone()).to_string();
+    in_write_tx!(db, |tx| {
+        let current: Option<(String,)> = sqlx::query_as(
+            "SELECT connection FROM siem_providers WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let unchanged = current
+            .and_then(|(c,)| serde_json::from_str::<Map<String, Value>>(&c).ok())
+            .is_some_and(|c| &c == expected);
+        if unchanged {
+            sqlx::query("UPDATE siem_providers SET connection = $2 WHERE id = $1")
+                .bind(id)
+                .bind(&text)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok::<_, StoreError>(())
+    })
+}
+
 /// `(id, client_secret_expires_at)` of every live provider whose secret has a known expiry.
 pub async fn secret_expiries(db: &Db) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
     let sql = "SELECT id, client_secret_expires_at FROM siem_providers \

@@ -36,6 +36,10 @@ pub struct SentinelConfig {
     pub client_id: String,
     #[serde(default)]
     pub cloud: AzureCloud,
+    /// The tenant's id as Entra ID names it in its tokens (`tid`), learned on the first token:
+    /// shown beside `tenant_id`, which may be a domain. Never set by an admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_tenant_id: Option<String>,
 }
 
 impl SentinelConfig {
@@ -111,6 +115,7 @@ pub fn new_config(fields: &mut Fields) -> Option<SentinelConfig> {
         tenant_id: tenant_id?,
         client_id: client_id?,
         cloud,
+        resolved_tenant_id: None,
     })
 }
 
@@ -123,11 +128,22 @@ pub fn changed_config(current: &SentinelConfig, fields: &mut Fields) -> Option<S
     let tenant_id = fields.optional("tenant_id", check_tenant_id);
     let client_id = fields.optional("client_id", check_client_id);
     let cloud = fields.optional("cloud", check_cloud);
-    sent.then(|| SentinelConfig {
-        workspace_id: workspace_id.unwrap_or_else(|| current.workspace_id.clone()),
-        tenant_id: tenant_id.unwrap_or_else(|| current.tenant_id.clone()),
-        client_id: client_id.unwrap_or_else(|| current.client_id.clone()),
-        cloud: cloud.unwrap_or(current.cloud),
+    sent.then(|| {
+        let config = SentinelConfig {
+            workspace_id: workspace_id.unwrap_or_else(|| current.workspace_id.clone()),
+            tenant_id: tenant_id.unwrap_or_else(|| current.tenant_id.clone()),
+            client_id: client_id.unwrap_or_else(|| current.client_id.clone()),
+            cloud: cloud.unwrap_or(current.cloud),
+            resolved_tenant_id: None,
+        };
+        // Another tenant or cloud is another identity, to be learned again.
+        let same_tenant = config.tenant_id == current.tenant_id && config.cloud == current.cloud;
+        SentinelConfig {
+            resolved_tenant_id: same_tenant
+                .then(|| current.resolved_tenant_id.clone())
+                .flatten(),
+            ..config
+        }
     })
 }
 
@@ -343,6 +359,7 @@ mod tests {
             tenant_id: "contoso.onmicrosoft.com".into(),
             client_id: "b1a3c5d7-0000-4000-8000-00000000a001".into(),
             cloud: AzureCloud::AzurePublic,
+            resolved_tenant_id: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
         };
         let Value::Object(body) = json!({"cloud": "AzureUSGovernment"}) else {
             unreachable!()
@@ -353,8 +370,10 @@ mod tests {
             changed,
             Some(SentinelConfig {
                 cloud: AzureCloud::AzureUSGovernment,
+                resolved_tenant_id: None,
                 ..current.clone()
-            })
+            }),
+            "another cloud: the tenant id is learned again"
         );
         let mut nothing = Fields::default();
         assert_eq!(changed_config(&current, &mut nothing), None);

@@ -2,6 +2,14 @@
 //!
 //! Enum values are kept as Graph sent them (first letter lower-cased, since Graph's own examples
 //! mix `Active` and `active`), so values Graph adds later are stored, not rejected.
+//!
+//! Graph's incidents are the tenant's Microsoft Defender XDR incidents: Defender for Endpoint,
+//! Office 365, Identity, Cloud Apps, and Sentinel incidents of workspaces onboarded to the
+//! Defender portal (microsoft-graph-docs `security-list-incidents.md`; azure-docs
+//! `sentinel/move-to-defender.md`). Neither an incident nor an alert names the Sentinel workspace
+//! it came from (no such property in `security-incident.md` or `security-alert.md`), so an
+//! incident records the tenant and the products of its alerts (`serviceSource`,
+//! `detectionSource`) — `sources` — and `scope: "tenant"` says it is tenant-wide.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -76,6 +84,8 @@ pub fn map_incident(incident: &Value, fallback_tenant: &str) -> Result<Incident,
         .unwrap_or(fallback_tenant);
     let mut data = Map::new();
     data.insert("tenant_id".into(), Value::String(tenant_id.to_owned()));
+    // Graph's incidents are tenant-wide: it names no workspace.
+    data.insert("scope".into(), Value::String("tenant".into()));
     for (key, value) in object {
         let renamed = match key.as_str() {
             "id" | "tenantId" | "alerts" => continue,
@@ -104,18 +114,46 @@ pub fn map_incident(incident: &Value, fallback_tenant: &str) -> Result<Incident,
         .and_then(Value::as_array)
         .map(|alerts| alerts.iter().filter_map(map_alert).collect())
         .unwrap_or_default();
-    Ok(Incident {
+    let mut incident = Incident {
         external_id,
         status,
         severity,
         last_update,
         created,
+        tenant_id: Some(tenant_id.to_ascii_lowercase()),
+        sources: Vec::new(),
         data: Value::Object(data),
         alerts,
-    })
+    };
+    label_sources(&mut incident);
+    Ok(incident)
 }
 
-fn map_alert(alert: &Value) -> Option<Alert> {
+/// Records the products of an incident's alerts: `sources` (their `serviceSource`, filterable)
+/// and `detection_sources` (their `detectionSource`), in the incident and its data.
+pub fn label_sources(incident: &mut Incident) {
+    let distinct = |field: &str| {
+        let mut values: Vec<String> = incident
+            .alerts
+            .iter()
+            .filter_map(|a| a.data.get(field).and_then(Value::as_str))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        values.sort();
+        values.dedup();
+        values
+    };
+    let sources = distinct("service_source");
+    let detection = distinct("detection_source");
+    if let Some(data) = incident.data.as_object_mut() {
+        data.insert("sources".into(), Value::from(sources.clone()));
+        data.insert("detection_sources".into(), Value::from(detection));
+    }
+    incident.sources = sources;
+}
+
+pub fn map_alert(alert: &Value) -> Option<Alert> {
     let object = alert.as_object()?;
     let external_id = object.get("id")?.as_str()?.to_owned();
     let last_update = parse_time(object.get("lastUpdateDateTime"))

@@ -34,8 +34,9 @@ use self::diagnose::Diagnosis;
 use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
 use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
 use crate::siem::{
-    BoxFuture, Check, ConnectionReport, FetchError, Fields, IncidentPage, PageRequest,
-    ProviderForm, ProviderKind, QueryError, QueryRequest, QueryResult, SecretHelp, SiemConnector,
+    BoxFuture, Check, ConnectionReport, FetchError, Fields, IncidentScope, IncidentSink,
+    ProviderForm, ProviderKind, QueryError, QueryRequest, QueryResult, ReadReport, SecretHelp,
+    SiemConnector, SyncWindow,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,6 +87,7 @@ impl Sentinel {
             endpoints: self.shared.overrides.resolve(credentials.cloud),
             sentinel: Arc::clone(&self.shared),
             credentials,
+            tenant: std::sync::Mutex::default(),
         }
     }
 }
@@ -126,13 +128,18 @@ impl ProviderKind for Sentinel {
         secret: SecretString,
     ) -> Result<Box<dyn SiemConnector>, String> {
         let config = SentinelConfig::from_map(connection)?;
-        Ok(Box::new(self.connect_with(SentinelCredentials {
+        let connection = self.connect_with(SentinelCredentials {
             tenant_id: config.tenant_id,
             client_id: config.client_id,
             client_secret: secret,
             workspace_id: config.workspace_id,
             cloud: config.cloud,
-        })))
+        });
+        *connection
+            .tenant
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = config.resolved_tenant_id;
+        Ok(Box::new(connection))
     }
 
     fn forget(&self, connection: &Map<String, Value>) {
@@ -197,6 +204,8 @@ pub struct SentinelConnection {
     sentinel: Arc<Shared>,
     credentials: SentinelCredentials,
     endpoints: Endpoints,
+    /// The tenant's id (`tid`) once a token has named it.
+    tenant: std::sync::Mutex<Option<String>>,
 }
 
 impl SiemConnector for SentinelConnection {
@@ -208,24 +217,73 @@ impl SiemConnector for SentinelConnection {
         Box::pin(self.run_query(request))
     }
 
-    fn incident_page(
-        &self,
-        request: PageRequest,
-        deadline: Instant,
-    ) -> BoxFuture<'_, Result<IncidentPage, FetchError>> {
-        Box::pin(self.fetch_incident_page(request, deadline))
+    fn incident_scope(&self) -> BoxFuture<'_, Result<IncidentScope, FetchError>> {
+        Box::pin(self.resolve_scope())
     }
 
-    fn incident_scope(&self) -> String {
-        // The Graph security API serves the tenant's incidents, whichever workspace asks.
-        format!(
-            "azure-tenant:{}",
-            self.credentials.tenant_id.to_ascii_lowercase()
-        )
+    fn read_incidents<'a>(
+        &'a self,
+        window: SyncWindow,
+        sink: &'a mut dyn IncidentSink,
+    ) -> BoxFuture<'a, Result<ReadReport, FetchError>> {
+        Box::pin(self.read_graph_incidents(window, sink))
+    }
+
+    fn learned(&self) -> Map<String, Value> {
+        let mut facts = Map::new();
+        if let Some(tenant) = self.known_tenant() {
+            facts.insert("resolved_tenant_id".into(), Value::String(tenant));
+        }
+        facts
     }
 }
 
+/// How long resolving a scope may take (one token request).
+const SCOPE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SentinelConnection {
+    fn known_tenant(&self) -> Option<String> {
+        self.tenant
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The tenant's Defender XDR feed, known by the tenant's id from its token: a tenant typed
+    /// as a domain and as its GUID is one tenant (docs/azure/real-behaviour.md C9); the key it
+    /// was stored under as typed is an alias.
+    async fn resolve_scope(&self) -> Result<IncidentScope, FetchError> {
+        let deadline = Instant::now() + SCOPE_TIMEOUT;
+        let scope = if self.credentials.cloud.has_graph_security() {
+            &self.endpoints.graph_scope
+        } else {
+            &self.endpoints.log_analytics_scope
+        };
+        self.token(scope, Freshness::Cached, deadline)
+            .await
+            .map_err(|e| self.fetch_token_error(&e))?;
+        let typed = self.credentials.tenant_id.to_ascii_lowercase();
+        let tenant = self
+            .known_tenant()
+            .or_else(|| crate::siem::fields::is_guid(&typed).then(|| typed.clone()))
+            .ok_or_else(|| {
+                FetchError::Unreadable(
+                    "Entra ID's token names no tenant id (tid), so the tenant cannot be told apart"
+                        .into(),
+                )
+            })?;
+        let key = format!("azure-tenant:{tenant}");
+        let as_typed = format!("azure-tenant:{typed}");
+        Ok(IncidentScope {
+            aliases: if as_typed == key {
+                vec![]
+            } else {
+                vec![as_typed]
+            },
+            key,
+        })
+    }
+
     async fn token(
         &self,
         scope: &str,
@@ -239,10 +297,18 @@ impl SentinelConnection {
             client_secret: &self.credentials.client_secret,
             scope,
         };
-        self.sentinel
+        let token = self
+            .sentinel
             .tokens
             .token(&self.sentinel.http, &request, freshness, deadline)
-            .await
+            .await?;
+        if let Some(tenant) = token::tenant_of(&token) {
+            *self
+                .tenant
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tenant);
+        }
+        Ok(token)
     }
 
     async fn run_connection_test(&self, budget: Duration) -> ConnectionReport {

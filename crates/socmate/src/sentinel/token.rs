@@ -93,6 +93,22 @@ pub struct AccessToken {
     pub expires_at: Instant,
 }
 
+/// The tenant id (`tid` claim) in an Entra ID access token, read from its payload without
+/// verifying the signature: the token came straight from Entra ID over TLS, and only its issuer
+/// could have chosen the claim (entra-docs `access-token-claims-reference.md`, `tid`: "the tenant
+/// the user is signing in to", for app tokens the tenant the app signed in to). A tenant typed as
+/// a domain is known by this id from then on.
+pub fn tenant_of(token: &SecretString) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.expose_secret().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let tid = claims.get("tid")?.as_str()?;
+    crate::siem::fields::is_guid(tid).then(|| tid.to_ascii_lowercase())
+}
+
 /// Requests a token now, bypassing any cache.
 pub async fn request_token(
     http: &reqwest::Client,
@@ -253,5 +269,35 @@ impl TokenCache {
         self.slots
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    fn token_with(claims: &str) -> SecretString {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        SecretString::from(format!("{}.{}.sig", b64.encode("{}"), b64.encode(claims)))
+    }
+
+    #[test]
+    fn the_tenant_id_comes_from_the_tid_claim() {
+        let token = token_with(r#"{"tid":"72F988BF-86F1-41AF-91AB-2D7CD011DB47","roles":[]}"#);
+        assert_eq!(
+            tenant_of(&token).as_deref(),
+            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
+        );
+        for bad in [
+            r#"{"roles":[]}"#,
+            r#"{"tid":"contoso.onmicrosoft.com"}"#,
+            r#"{"tid":7}"#,
+            "not json",
+        ] {
+            assert_eq!(tenant_of(&token_with(bad)), None, "{bad}");
+        }
+        assert_eq!(tenant_of(&SecretString::from("opaque".to_owned())), None);
     }
 }

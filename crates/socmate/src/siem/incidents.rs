@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::BoxFuture;
+
 /// One incident, ready to store.
 #[derive(Debug, Clone)]
 pub struct Incident {
@@ -22,6 +24,10 @@ pub struct Incident {
     /// Orders versions: a stored incident is only replaced by the same or a newer one.
     pub last_update: DateTime<Utc>,
     pub created: Option<DateTime<Utc>>,
+    /// The organisation it belongs to, where the SIEM has one (filterable).
+    pub tenant_id: Option<String>,
+    /// The products its alerts came from (filterable), e.g. `microsoftSentinel`.
+    pub sources: Vec<String>,
     /// The incident as the API shows it: snake_case fields.
     pub data: Value,
     pub alerts: Vec<Alert>,
@@ -34,25 +40,42 @@ pub struct Alert {
     pub data: Value,
 }
 
-/// Which page of incidents to read.
-#[derive(Debug, Clone)]
-pub enum PageRequest {
-    /// The first page of incidents updated at or after this RFC 3339 instant.
-    First { updated_since: String },
-    /// The page a previous page linked to (the connector's own opaque cursor).
-    Next(String),
+/// What a sync run asks a connector to read: every incident updated in `[since, until)`, before
+/// `deadline` (waits the SIEM asks for count against it).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncWindow {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub deadline: tokio::time::Instant,
 }
 
-/// Incidents read in one step, and where to continue.
+/// The SIEM-side collection a connection's incidents belong to. Incidents are stored once per
+/// `(key, external id)`; `aliases` are keys the same collection was stored under before (e.g.
+/// a tenant known by its domain until its id was learned), merged into `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentScope {
+    pub key: String,
+    pub aliases: Vec<String>,
+}
+
+/// Where a connector puts what it reads. The engine commits each batch in one transaction,
+/// fenced by the run's lease; an error means the run must stop (lease lost, shutdown, store).
+pub trait IncidentSink: Send {
+    fn put(&mut self, batch: Vec<Incident>) -> BoxFuture<'_, Result<(), FetchError>>;
+    /// A record that could not be read as an incident, and why.
+    fn skip(&mut self, reason: String);
+    /// How the read went where it matters to an admin (a fallback taken, a slice split).
+    fn note(&mut self, note: String);
+}
+
+/// How a read ended: `incomplete` lists why some incidents of the window may be missing (empty:
+/// every incident was read). An incomplete run never moves the watermark.
 #[derive(Debug, Default)]
-pub struct IncidentPage {
-    pub incidents: Vec<Incident>,
-    /// Records that could not be read as incidents, each with its reason.
-    pub skipped: Vec<String>,
-    pub next: Option<String>,
+pub struct ReadReport {
+    pub incomplete: Vec<String>,
 }
 
-/// Why a page of incidents could not be read. "Could not read" is never "nothing new".
+/// Why incidents could not be read. "Could not read" is never "nothing new".
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     #[error("throttled")]
@@ -70,6 +93,9 @@ pub enum FetchError {
     Unavailable(String),
     #[error("unreadable answer: {0}")]
     Unreadable(String),
+    /// The engine asked the read to stop (its lease was lost, the store failed, shutdown).
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 impl FetchError {
@@ -89,6 +115,7 @@ impl FetchError {
             Self::Timeout => "upstream_timeout",
             Self::Unavailable(_) => "upstream_unreachable",
             Self::Unreadable(_) => "upstream_unreadable",
+            Self::Stopped(_) => "stopped",
         }
     }
 

@@ -19,9 +19,12 @@ pub mod fields;
 pub mod incidents;
 mod query;
 mod registry;
+pub mod retry;
 
 pub use fields::Fields;
-pub use incidents::{Alert, FetchError, Incident, IncidentPage, PageRequest};
+pub use incidents::{
+    Alert, FetchError, Incident, IncidentScope, IncidentSink, ReadReport, SyncWindow,
+};
 pub use query::{QueryError, QueryRequest, QueryResult};
 pub use registry::Registry;
 
@@ -154,16 +157,23 @@ pub trait SiemConnector: Send + Sync {
     /// Runs an analyst's query.
     fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>>;
 
-    /// Reads one page of incidents (with their alerts) updated since a point in time.
-    fn incident_page(
-        &self,
-        request: PageRequest,
-        deadline: tokio::time::Instant,
-    ) -> BoxFuture<'_, Result<IncidentPage, FetchError>>;
+    /// The collection this connection's incidents belong to (it may have to ask the SIEM, e.g.
+    /// for the tenant's id).
+    fn incident_scope(&self) -> BoxFuture<'_, Result<IncidentScope, FetchError>>;
 
-    /// The SIEM-side collection this connection's incidents belong to: incidents are stored
-    /// once per `(scope, external id)`, however many providers read them.
-    fn incident_scope(&self) -> String;
+    /// Reads every incident (with its alerts) of `window` into `sink`, batch by batch, retrying
+    /// what is worth retrying (see [`retry`]), and says whether it saw them all.
+    fn read_incidents<'a>(
+        &'a self,
+        window: SyncWindow,
+        sink: &'a mut dyn IncidentSink,
+    ) -> BoxFuture<'a, Result<ReadReport, FetchError>>;
+
+    /// Connection facts learned while talking to the SIEM (e.g. the tenant id behind a typed
+    /// domain), stored with the provider's connection and shown beside what was typed.
+    fn learned(&self) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -248,11 +248,9 @@ async fn could_not_read_is_recorded_and_never_looks_like_nothing_new() {
             .map(|r| r.to_string())
             .collect()
     });
-    app.emulator.inject(
-        Fault::new(FaultKind::Status { status: 500 })
-            .on(Endpoint::GraphIncidents)
-            .times(10),
-    );
+    // (Every way of reading fails: expanded pages, smaller ones, plain ones.)
+    app.emulator
+        .inject(Fault::new(FaultKind::Status { status: 500 }).on(Endpoint::GraphIncidents));
     assert!(app.sync.run_once(&provider).await.is_err());
     let status = app
         .admin(
@@ -401,16 +399,20 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
 
 #[tokio::test]
 async fn a_paused_holders_writes_are_fenced_off() {
-    use socmate::incidents::store::{self, SyncStoreError};
+    use socmate::incidents::store::{self, RunEnd, SyncStoreError};
     let app = spawn_app_with(with_incidents(10, 1)).await;
     let provider = app.create_provider_id("Fenced").await;
     let db = app.sync.db();
-    let old = store::acquire_lease(db, &provider, "replica-a")
+    let scope = format!("azure-tenant:{TENANT}");
+    store::adopt_scope(db, &provider, &scope, &[])
+        .await
+        .unwrap();
+    let old = store::acquire_lease(db, &scope, "replica-a")
         .await
         .unwrap()
         .expect("free lease");
     assert!(
-        store::acquire_lease(db, &provider, "replica-b")
+        store::acquire_lease(db, &scope, "replica-b")
             .await
             .unwrap()
             .is_none(),
@@ -418,22 +420,22 @@ async fn a_paused_holders_writes_are_fenced_off() {
     );
 
     // Replica A stalls past its lease; replica B takes over.
-    let expire = "UPDATE sync_state SET lease_expires_ns = 0 WHERE provider_id = $1";
+    let expire = "UPDATE sync_scopes SET lease_expires_ns = 0 WHERE scope = $1";
     match crate::secrets::connect(&app).await {
         crate::secrets::Conn::Sqlite(mut c) => sqlx::query(expire)
-            .bind(&provider)
+            .bind(&scope)
             .execute(&mut c)
             .await
             .map(drop)
             .unwrap(),
         crate::secrets::Conn::Pg(mut c) => sqlx::query(expire)
-            .bind(&provider)
+            .bind(&scope)
             .execute(&mut c)
             .await
             .map(drop)
             .unwrap(),
     }
-    let new = store::acquire_lease(db, &provider, "replica-b")
+    let new = store::acquire_lease(db, &scope, "replica-b")
         .await
         .unwrap()
         .expect("expired lease");
@@ -441,15 +443,27 @@ async fn a_paused_holders_writes_are_fenced_off() {
 
     // A wakes up: its page write and its watermark are both refused.
     assert!(matches!(
-        store::commit_page(db, &old, TENANT, &[]).await,
+        store::commit_page(db, &old, &[]).await,
         Err(SyncStoreError::LeaseLost)
     ));
+    let stale = RunEnd {
+        watermark: Some(("2099-01-01T00:00:00Z", i64::MAX)),
+        error: None,
+        skipped: 0,
+        notes: &[],
+    };
     assert!(matches!(
-        store::finish(db, &old, Some(("2099-01-01T00:00:00Z", i64::MAX)), None).await,
+        store::finish(db, &old, &stale).await,
         Err(SyncStoreError::LeaseLost)
     ));
-    store::commit_page(db, &new, TENANT, &[]).await.unwrap();
-    store::finish(db, &new, None, None).await.unwrap();
+    store::commit_page(db, &new, &[]).await.unwrap();
+    let clean = RunEnd {
+        watermark: None,
+        error: None,
+        skipped: 0,
+        notes: &[],
+    };
+    store::finish(db, &new, &clean).await.unwrap();
     let status = app
         .admin(
             Method::GET,

@@ -8,7 +8,7 @@ use socmate::app::{Application, StartupError};
 use socmate::crypto::KeyCheckError;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{TestApp, master_key_b64, settings, spawn_app};
+use crate::helpers::{TestApp, master_key_b64, settings, spawn_app, wait_until};
 use crate::secrets::{raw_row, set_ciphertext};
 
 const BASE: &str = "/api/admin/siem-providers";
@@ -230,17 +230,20 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
 
-    // The load balancer: requests go round-robin to the replicas currently in rotation.
+    // The load balancer: requests go round-robin to the replicas currently in rotation, and a
+    // replica taken out of rotation is drained (its requests in flight finish) before it stops.
     let in_rotation = Arc::new(RwLock::new(
         replicas.iter().map(|r| r.base.clone()).collect::<Vec<_>>(),
     ));
+    let in_flight = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let workers: Vec<_> = (0..4)
         .map(|worker| {
-            let (in_rotation, stop, served, failures) = (
+            let (in_rotation, in_flight, stop, served, failures) = (
                 in_rotation.clone(),
+                in_flight.clone(),
                 stop.clone(),
                 served.clone(),
                 failures.clone(),
@@ -252,7 +255,9 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
                     n += 4;
                     let base = {
                         let bases = in_rotation.read().unwrap();
-                        bases[n % bases.len()].clone()
+                        let base = bases[n % bases.len()].clone();
+                        *in_flight.lock().unwrap().entry(base.clone()).or_default() += 1;
+                        base
                     };
                     let id = &ids[n % ids.len()];
                     let request = match n % 10 {
@@ -287,6 +292,9 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
                         }
                         Err(e) => failures.lock().unwrap().push(format!("{base}: {e}")),
                     }
+                    if let Some(count) = in_flight.lock().unwrap().get_mut(&base) {
+                        *count -= 1;
+                    }
                 }
             })
         })
@@ -299,6 +307,13 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
         for (slot, name) in [(0, "r1"), (1, "r2")] {
             let old = replicas.remove(slot);
             in_rotation.write().unwrap().retain(|b| *b != old.base);
+            wait_until(Duration::from_secs(30), "the replica to drain", || async {
+                match in_flight.lock().unwrap().get(&old.base).copied().unwrap_or(0) {
+                    0 => Ok(()),
+                    n => Err(format!("{n} requests in flight")),
+                }
+            })
+            .await;
             let exit = tokio::task::spawn_blocking(move || old.terminate())
                 .await
                 .unwrap();

@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 use socmate::incidents::RunOutcome;
 use socmate::siem::{
     Alert, BoxFuture, Check, ConnectionReport, FetchError, Fields, FormCheck, FormField,
-    FormOption, Incident, IncidentPage, PageRequest, ProviderForm, ProviderKind, QueryError,
-    QueryHelp, QueryRequest, QueryResult, SecretHelp, SiemConnector,
+    FormOption, Incident, IncidentScope, IncidentSink, ProviderForm, ProviderKind, QueryError,
+    QueryHelp, QueryRequest, QueryResult, ReadReport, SecretHelp, SiemConnector, SyncWindow,
 };
 use utoipa::openapi::{RefOr, Schema};
 
@@ -393,72 +393,85 @@ impl SiemConnector for AcmeConnection {
         })
     }
 
-    fn incident_page(
-        &self,
-        request: PageRequest,
-        _deadline: tokio::time::Instant,
-    ) -> BoxFuture<'_, Result<IncidentPage, FetchError>> {
+    fn incident_scope(&self) -> BoxFuture<'_, Result<IncidentScope, FetchError>> {
+        let key = format!("acme:{}", self.base);
         Box::pin(async move {
-            let (since, after) = match &request {
-                PageRequest::First { updated_since } => (updated_since.clone(), None),
-                PageRequest::Next(cursor) => {
-                    let (since, after) = cursor.split_once('|').ok_or_else(|| {
-                        FetchError::Unreadable("a cursor that is not Acme's".into())
-                    })?;
-                    (since.to_owned(), Some(after.to_owned()))
-                }
-            };
-            let mut url = format!("/api/incidents?since={}", urlencode(&since));
-            if let Some(after) = &after {
-                url.push_str(&format!("&after={after}"));
-            }
-            let response = self
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| FetchError::Unavailable(e.to_string()))?;
-            if !response.status().is_success() {
-                return Err(FetchError::Server {
-                    status: response.status().as_u16(),
-                    retry_after: None,
-                });
-            }
-            let body: Value = response
-                .json()
-                .await
-                .map_err(|e| FetchError::Unreadable(e.to_string()))?;
-            let mut page = IncidentPage {
-                next: body["next"].as_u64().map(|n| format!("{since}|{n}")),
-                ..IncidentPage::default()
-            };
-            for item in body["items"].as_array().into_iter().flatten() {
-                let (Some(id), Some(updated)) = (item["id"].as_str(), time(&item["updated"]))
-                else {
-                    page.skipped
-                        .push(format!("an Acme item without id: {item}"));
-                    continue;
-                };
-                page.incidents.push(Incident {
-                    external_id: id.to_owned(),
-                    status: item["state"].as_str().map(str::to_owned),
-                    severity: item["priority"].as_str().map(str::to_owned),
-                    last_update: updated,
-                    created: None,
-                    data: json!({"display_name": item["title"], "status": item["state"], "severity": item["priority"]}),
-                    alerts: vec![Alert {
-                        external_id: format!("{id}-a"),
-                        last_update: updated,
-                        data: json!({"title": format!("signal of {id}")}),
-                    }],
-                });
-            }
-            Ok(page)
+            Ok(IncidentScope {
+                key,
+                aliases: Vec::new(),
+            })
         })
     }
 
-    fn incident_scope(&self) -> String {
-        format!("acme:{}", self.base)
+    fn read_incidents<'a>(
+        &'a self,
+        window: SyncWindow,
+        sink: &'a mut dyn IncidentSink,
+    ) -> BoxFuture<'a, Result<ReadReport, FetchError>> {
+        Box::pin(async move {
+            let since = urlencode(&window.since.to_rfc3339());
+            let mut after: Option<u64> = None;
+            loop {
+                let mut url = format!("/api/incidents?since={since}");
+                if let Some(after) = after {
+                    url.push_str(&format!("&after={after}"));
+                }
+                let body = self.feed_page(&url).await?;
+                let mut batch = Vec::new();
+                for item in body["items"].as_array().into_iter().flatten() {
+                    match acme_incident(item) {
+                        Some(incident) => batch.push(incident),
+                        None => sink.skip(format!("an Acme item without id: {item}")),
+                    }
+                }
+                sink.put(batch).await?;
+                match body["next"].as_u64() {
+                    Some(next) => after = Some(next),
+                    None => return Ok(ReadReport::default()),
+                }
+            }
+        })
     }
+}
+
+impl AcmeConnection {
+    async fn feed_page(&self, url: &str) -> Result<Value, FetchError> {
+        let response = self
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| FetchError::Unavailable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Server {
+                status: response.status().as_u16(),
+                retry_after: None,
+            });
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| FetchError::Unreadable(e.to_string()))
+    }
+}
+
+fn acme_incident(item: &Value) -> Option<Incident> {
+    let id = item["id"].as_str()?;
+    let updated = time(&item["updated"])?;
+    Some(Incident {
+        external_id: id.to_owned(),
+        status: item["state"].as_str().map(str::to_owned),
+        severity: item["priority"].as_str().map(str::to_owned),
+        last_update: updated,
+        created: None,
+        tenant_id: None,
+        sources: vec!["acme".into()],
+        data: json!({"display_name": item["title"], "status": item["state"], "severity": item["priority"]}),
+        alerts: vec![Alert {
+            external_id: format!("{id}-a"),
+            last_update: updated,
+            data: json!({"title": format!("signal of {id}")}),
+        }],
+    })
 }
 
 fn urlencode(text: &str) -> String {
@@ -636,7 +649,7 @@ async fn a_second_provider_type_goes_through_the_whole_core() {
         .await;
     assert_eq!(listed.body["total"], 5, "{}", listed.body);
     let first = &listed.body["incidents"][0];
-    assert_eq!(first["external_id"], "ACME-0");
+    assert_eq!(first["external_id"], "ACME-0", "{}", listed.body);
     assert_eq!(first["display_name"], "Suspicious thing 0");
     let resolved = app
         .analyst(Method::GET, "/api/incidents?status=resolved", None)

@@ -51,6 +51,8 @@ fn config(incidents: usize, alerts: usize) -> Result<EmulatorConfig, Error> {
     let mut c = EmulatorConfig::single_tenant(TENANT, CLIENT, SECRET, WS);
     c.tenants[0].incidents = incidents;
     c.tenants[0].alerts = all_alerts;
+    // This example pages one deep listing, past Graph's `$skip` limit.
+    c.graph_max_skip = None;
     Ok(c)
 }
 

@@ -25,6 +25,15 @@ pub struct EmulatorConfig {
     pub tenants: Vec<Tenant>,
     /// `expires_in` / `ext_expires_in` of issued tokens, and how long the emulator accepts them.
     pub token_lifetime_secs: u64,
+    /// The deepest `$skip` a Graph security listing serves an `@odata.nextLink` to: Graph's
+    /// security API documents a `$skip` limit of 500 (microsoft-graph-docs
+    /// `security-error-codes.md`, "Constraints"), and a listing was seen to stop returning
+    /// `@odata.nextLink` past an offset (elastic/integrations#20234). `None`: no limit.
+    pub graph_max_skip: Option<u64>,
+    /// With `$expand=alerts`, an answer holding an incident with more alerts than this fails
+    /// with HTTP 500, as it did every time on a ~45k-user tenant (elastic/integrations#18144).
+    /// `None` (the default): every expansion succeeds.
+    pub graph_expand_alert_limit: Option<usize>,
 }
 
 impl Default for EmulatorConfig {
@@ -32,6 +41,8 @@ impl Default for EmulatorConfig {
         Self {
             tenants: Vec::new(),
             token_lifetime_secs: 3599,
+            graph_max_skip: Some(500),
+            graph_expand_alert_limit: None,
         }
     }
 }

@@ -46,6 +46,9 @@ async fn main() -> anyhow::Result<()> {
     let alert_count = alerts.len();
     config.tenants[0].incidents = incidents;
     config.tenants[0].alerts = alerts;
+    // The baseline pages one deep listing; Graph's `$skip` limit would cut it short (SoCMate
+    // itself reads time slices, which never go that deep).
+    config.graph_max_skip = None;
     let emulator = RunningEmulator::start(config).await?;
     let http = reqwest::Client::new();
 

@@ -9,4 +9,4 @@ pub mod store;
 pub mod sync;
 
 pub use routes::{admin_routes, router};
-pub use sync::{IncidentSync, RunOutcome, SyncSettings};
+pub use sync::{IncidentSync, RunOutcome, SyncError, SyncSettings};

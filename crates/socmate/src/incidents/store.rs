@@ -69,27 +69,48 @@ pub async fn adopt_scope(
             .execute(&mut *tx)
             .await?;
         for alias in aliases.iter().filter(|a| a.as_str() != scope) {
-            for sql in [
-                "DELETE FROM incident_sources WHERE incident_id IN (SELECT a.id FROM incidents a \
-                 WHERE a.scope = $1 AND EXISTS (SELECT 1 FROM incidents k WHERE k.scope = $2 \
-                 AND k.external_id = a.external_id))",
-                "DELETE FROM incidents WHERE scope = $1 AND EXISTS (SELECT 1 FROM incidents k \
-                 WHERE k.scope = $2 AND k.external_id = incidents.external_id)",
-                "UPDATE incidents SET scope = $2 WHERE scope = $1",
-                "DELETE FROM incident_alerts WHERE scope = $1 AND EXISTS (SELECT 1 FROM \
-                 incident_alerts k WHERE k.scope = $2 AND k.external_id = incident_alerts.external_id)",
-                "UPDATE incident_alerts SET scope = $2 WHERE scope = $1",
-                "UPDATE provider_scopes SET scope = $2 WHERE scope = $1",
+            // `$1` is the alias, `$2` the scope; each statement binds exactly what it names.
+            for (sql, binds_scope) in [
+                (
+                    "DELETE FROM incident_sources WHERE incident_id IN (SELECT a.id FROM incidents a \
+                     WHERE a.scope = $1 AND EXISTS (SELECT 1 FROM incidents k WHERE k.scope = $2 \
+                     AND k.external_id = a.external_id))",
+                    true,
+                ),
+                (
+                    "DELETE FROM incidents WHERE scope = $1 AND EXISTS (SELECT 1 FROM incidents k \
+                     WHERE k.scope = $2 AND k.external_id = incidents.external_id)",
+                    true,
+                ),
+                ("UPDATE incidents SET scope = $2 WHERE scope = $1", true),
+                (
+                    "DELETE FROM incident_alerts WHERE scope = $1 AND EXISTS (SELECT 1 FROM \
+                     incident_alerts k WHERE k.scope = $2 AND k.external_id = incident_alerts.external_id)",
+                    true,
+                ),
+                (
+                    "UPDATE incident_alerts SET scope = $2 WHERE scope = $1",
+                    true,
+                ),
+                (
+                    "UPDATE provider_scopes SET scope = $2 WHERE scope = $1",
+                    true,
+                ),
                 // The alias's progress carries over when the scope has none of its own.
-                "INSERT INTO sync_scopes (scope, watermark, watermark_ns) SELECT $2, watermark, \
-                 watermark_ns FROM sync_scopes WHERE scope = $1 ON CONFLICT (scope) DO NOTHING",
-                "DELETE FROM sync_scopes WHERE scope = $1",
+                (
+                    "INSERT INTO sync_scopes (scope, watermark, watermark_ns) SELECT $2, watermark, \
+                     watermark_ns FROM sync_scopes WHERE scope = $1 ON CONFLICT (scope) DO NOTHING",
+                    true,
+                ),
+                ("DELETE FROM sync_scopes WHERE scope = $1", false),
             ] {
-                sqlx::query(sql)
-                    .bind(alias)
-                    .bind(scope)
-                    .execute(&mut *tx)
-                    .await?;
+                let query = sqlx::query(sql).bind(alias);
+                let query = if binds_scope {
+                    query.bind(scope)
+                } else {
+                    query
+                };
+                query.execute(&mut *tx).await?;
             }
         }
         Ok::<_, SyncStoreError>(())

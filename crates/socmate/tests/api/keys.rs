@@ -308,7 +308,13 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
             let old = replicas.remove(slot);
             in_rotation.write().unwrap().retain(|b| *b != old.base);
             wait_until(Duration::from_secs(30), "the replica to drain", || async {
-                match in_flight.lock().unwrap().get(&old.base).copied().unwrap_or(0) {
+                match in_flight
+                    .lock()
+                    .unwrap()
+                    .get(&old.base)
+                    .copied()
+                    .unwrap_or(0)
+                {
                     0 => Ok(()),
                     n => Err(format!("{n} requests in flight")),
                 }

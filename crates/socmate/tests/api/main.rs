@@ -7,6 +7,7 @@ mod binary;
 mod concurrency;
 mod connection_test;
 mod expiry;
+mod graph_reality;
 mod helpers;
 mod incidents;
 mod investigations;

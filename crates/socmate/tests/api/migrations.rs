@@ -96,10 +96,10 @@ async fn the_provider_seam_migration_keeps_every_row() {
     };
     migrate_up_to(&db, 6).await;
 
-    // What the previous version wrote: a Sentinel provider in the Azure columns (tenant typed in
-    // upper case), its encrypted secret, and three synced incidents stored under that tenant.
+    // What the previous version wrote: a Sentinel provider in the Azure columns (tenant typed as
+    // its domain), its encrypted secret, and three synced incidents stored under that text.
     let id = socmate::id::ResourceId::generate().to_string();
-    let typed_tenant = TENANT.to_uppercase();
+    let typed_tenant = "contoso.onmicrosoft.com".to_owned();
     let key = MasterKey::from_base64(&SecretString::from(master_key_b64(42))).unwrap();
     let ciphertext = Cipher::new(&key)
         .encrypt_secret(&SecretString::from(secret()), provider_secret_binding(&id));
@@ -223,7 +223,8 @@ async fn the_provider_seam_migration_keeps_every_row() {
         assert_eq!(detail.body["provider_ids"], json!([id]));
     }
 
-    // Syncing the same incidents again finds them under the migrated scope: nothing is doubled.
+    // Syncing the same incidents again learns the tenant's id and merges what was stored under
+    // the domain into it: nothing is doubled.
     let outcome = app.sync.run_once(&id).await.unwrap();
     assert_eq!(
         outcome,

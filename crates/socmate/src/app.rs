@@ -213,10 +213,19 @@ impl Application {
             .await;
         self.background.cancel();
         let _ = scheduler.await;
-        self.db.close().await;
+        // A sync run still holding a connection is abandoned, not awaited: its lease expires.
+        if tokio::time::timeout(DB_CLOSE_GRACE, self.db.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections still busy at shutdown; closing anyway");
+        }
         result
     }
 }
+
+/// How long shutdown waits for pooled database connections to be returned.
+const DB_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// With no console user yet, nobody can pass the sign-in page: the log says how to add the first
 /// admin, with this server's own data dir (or database) in the command.

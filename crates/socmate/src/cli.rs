@@ -202,7 +202,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let app = match Application::build(settings).await {
             Ok(app) => app,
             Err(e) => return fail(&e.to_string()),
@@ -216,8 +216,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
             Err(e) => fail(&format!("server error: {e}")),
         }
-    })
+    });
+    // A sync may still be inside a blocking DNS lookup of an unreachable upstream; dropping the
+    // runtime would wait for it. Nothing it holds needs finishing: its lease simply expires.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
+
+/// How long the process waits, after serving stopped, for blocking work to end.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn migrate(data: &DataArgs) -> ExitCode {
     crate::telemetry::init(crate::config::LogFormat::Text);

@@ -111,7 +111,11 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "socmate ignored SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "socmate ignored SIGTERM: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

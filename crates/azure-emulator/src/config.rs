@@ -108,6 +108,14 @@ pub struct Workspace {
     pub id: String,
     /// Queries answered with a fixed body.
     pub canned: Vec<CannedQuery>,
+    /// Microsoft Sentinel is enabled on it: only then do its `SecurityIncident` and
+    /// `SecurityAlert` tables exist (a query naming them elsewhere fails to resolve the table).
+    pub sentinel: bool,
+    /// Rows of the workspace's `SecurityIncident` table (one per change of an incident), as JSON
+    /// objects of its columns (see [`crate::tables::SECURITY_INCIDENT`]).
+    pub security_incidents: Vec<Value>,
+    /// Rows of its `SecurityAlert` table (see [`crate::tables::SECURITY_ALERT`]).
+    pub security_alerts: Vec<Value>,
 }
 
 /// A query text (compared after trimming) and the full 200 response body returned for it.
@@ -253,11 +261,11 @@ impl AppSecret {
 }
 
 impl Workspace {
-    /// A workspace without canned queries.
+    /// A workspace without canned queries or Sentinel data.
     pub fn new(id: impl Into<String>) -> Self {
         Self {
             id: id.into(),
-            canned: Vec::new(),
+            ..Self::default()
         }
     }
 }

@@ -425,6 +425,375 @@ pub fn generate_incidents_for(
     (incidents, alerts)
 }
 
+/// How a workspace's incidents relate to Defender XDR, which decides what its `SecurityIncident`
+/// rows say and whether Graph lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Onboarding {
+    /// Onboarded to the Defender portal: its incidents are Defender XDR's, and its table names
+    /// them `ProviderName` "Microsoft Defender XDR" ("IF you integrate a Sentinel workspace to
+    /// Microsoft Defender XDR, ALL the incidents will have now 'Microsoft Defender XDR' as
+    /// 'Incident provider name'", Azure/Azure-Sentinel#10446).
+    Onboarded,
+    /// Not onboarded, or incidents created by API, playbook or by hand (never synchronised to
+    /// Defender XDR, azure-docs `sentinel/move-to-defender.md`): `ProviderName` "Azure Sentinel",
+    /// and Graph does not list them.
+    NotInXdr,
+}
+
+/// The `SecurityIncident` and `SecurityAlert` rows of a workspace holding `incidents` and their
+/// `alerts` (Graph-shaped, from [`generate_incidents_for`]): **one row per change** — a row when
+/// the incident (or alert) was created, with status New and no owner, and one at its last update
+/// with its final state — as the real tables record them (azure-docs
+/// `sentinel/manage-soc-with-incident-metrics.md`). Column names and types follow
+/// [`crate::tables::SECURITY_INCIDENT`] and [`crate::tables::SECURITY_ALERT`]; `TenantId` is the
+/// workspace's id, as in every Log Analytics table. `IncidentNumber`s count from `first_number`.
+pub fn workspace_tables(
+    workspace_id: &str,
+    incidents: &[Value],
+    alerts: &[Value],
+    onboarding: Onboarding,
+    first_number: u64,
+) -> (Vec<Value>, Vec<Value>) {
+    let provider = match onboarding {
+        Onboarding::Onboarded => "Microsoft Defender XDR",
+        Onboarding::NotInXdr => "Azure Sentinel",
+    };
+    let mut incident_rows = Vec::with_capacity(incidents.len() * 2);
+    let mut alert_rows = Vec::with_capacity(alerts.len() * 2);
+    for (n, incident) in incidents.iter().enumerate() {
+        let text = |key: &str| incident[key].as_str().unwrap_or_default().to_owned();
+        let graph_id = text("id");
+        let name = name_guid(workspace_id, &graph_id);
+        let number = first_number + n as u64;
+        let own_alerts: Vec<&Value> = alerts
+            .iter()
+            .filter(|a| a["incidentId"] == incident["id"])
+            .collect();
+        let alert_ids: Vec<String> = own_alerts
+            .iter()
+            .map(|a| name_guid(workspace_id, a["id"].as_str().unwrap_or_default()))
+            .collect();
+        let created = text("createdDateTime");
+        let updated = text("lastUpdateDateTime");
+        let (status, classification, reason) = match incident["status"].as_str() {
+            Some("resolved" | "redirected") => {
+                let (c, r) = match incident["classification"].as_str() {
+                    Some("truePositive") => ("TruePositive", "SuspiciousActivity"),
+                    Some("falsePositive") => ("FalsePositive", "IncorrectAlertLogic"),
+                    _ => ("BenignPositive", "SuspiciousButExpected"),
+                };
+                ("Closed", c, r)
+            }
+            Some("inProgress") => ("Active", "", ""),
+            _ => ("New", "", ""),
+        };
+        let owner = |assigned: &Value| {
+            json!({
+                "objectId": null,
+                "email": assigned,
+                "assignedTo": assigned,
+                "userPrincipalName": assigned,
+            })
+        };
+        let labels: Vec<Value> = incident["customTags"]
+            .as_array()
+            .map(|tags| {
+                tags.iter()
+                    .map(|t| json!({"labelName": t, "labelType": "User"}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let comments: Vec<Value> = incident["comments"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|c| {
+                        json!({
+                            "message": c["comment"],
+                            "createdTimeUtc": c["createdDateTime"],
+                            "author": {"name": c["createdByDisplayName"]},
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let row = |at: &str, status: &str, owner: Value, comments: Vec<Value>| {
+            json!({
+                "TenantId": workspace_id,
+                "TimeGenerated": at,
+                "IncidentName": name,
+                "Title": incident["displayName"],
+                "Description": incident["description"],
+                "Severity": capitalised(incident["severity"].as_str().unwrap_or("informational")),
+                "Status": status,
+                "Classification": if status == "Closed" { classification } else { "" },
+                "ClassificationComment": if status == "Closed" { incident["resolvingComment"].clone() } else { json!("") },
+                "ClassificationReason": if status == "Closed" { reason } else { "" },
+                "Owner": owner,
+                "ProviderName": provider,
+                "ProviderIncidentId": match onboarding {
+                    Onboarding::Onboarded => graph_id.clone(),
+                    Onboarding::NotInXdr => number.to_string(),
+                },
+                "FirstActivityTime": created,
+                "LastActivityTime": created,
+                "FirstModifiedTime": created,
+                "LastModifiedTime": at,
+                "CreatedTime": created,
+                "ClosedTime": if status == "Closed" { json!(at) } else { Value::Null },
+                "IncidentNumber": number,
+                "RelatedAnalyticRuleIds": [],
+                "AlertIds": alert_ids,
+                "BookmarkIds": [],
+                "Comments": comments,
+                "Tasks": [],
+                "Labels": labels,
+                "IncidentUrl": format!(
+                    "https://portal.azure.com/#asset/Microsoft_Azure_Security_Insights/Incident/subscriptions/6b1ceacd-5731-4780-8f96-2078dd96fd96/resourceGroups/soc/providers/Microsoft.OperationalInsights/workspaces/soc-{workspace_id}/providers/Microsoft.SecurityInsights/Incidents/{name}"
+                ),
+                "AdditionalData": {"alertsCount": alert_ids.len(), "bookmarksCount": 0, "commentsCount": comments.len(), "alertProductNames": own_alerts.iter().map(|a| product_name(a["serviceSource"].as_str().unwrap_or_default())).collect::<Vec<_>>(), "tactics": own_alerts.iter().map(|a| a["category"].clone()).collect::<Vec<_>>()},
+                "ModifiedBy": if status == "New" { "Incident created from alert rule" } else { "API-App:API Action" },
+                "SourceSystem": "Azure",
+                "Type": "SecurityIncident",
+            })
+        };
+        incident_rows.push(row(&created, "New", owner(&Value::Null), Vec::new()));
+        if updated != created {
+            incident_rows.push(row(
+                &updated,
+                status,
+                owner(&incident["assignedTo"]),
+                comments.clone(),
+            ));
+        }
+        for (alert, system_id) in own_alerts.iter().zip(&alert_ids) {
+            let a = |key: &str| alert[key].clone();
+            let service = alert["serviceSource"].as_str().unwrap_or_default();
+            let alert_row = |at: &Value, status: &str| {
+                json!({
+                    "TenantId": workspace_id,
+                    "TimeGenerated": at,
+                    "DisplayName": a("title"),
+                    "AlertName": a("title"),
+                    "AlertSeverity": capitalised(alert["severity"].as_str().unwrap_or("informational")),
+                    "Description": a("description"),
+                    "ProviderName": alert_provider(service),
+                    "VendorName": "Microsoft",
+                    "VendorOriginalId": a("providerAlertId"),
+                    "SystemAlertId": system_id,
+                    "ResourceId": "",
+                    "SourceComputerId": "",
+                    "AlertType": a("category"),
+                    "ConfidenceLevel": "",
+                    "ConfidenceScore": Value::Null,
+                    "IsIncident": false,
+                    "StartTime": a("firstActivityDateTime"),
+                    "EndTime": a("lastActivityDateTime"),
+                    "ProcessingEndTime": at,
+                    "RemediationSteps": a("recommendedActions"),
+                    "ExtendedProperties": "{}",
+                    "Entities": a("evidence").to_string(),
+                    "SourceSystem": "Detection",
+                    "WorkspaceSubscriptionId": "6b1ceacd-5731-4780-8f96-2078dd96fd96",
+                    "WorkspaceResourceGroup": "soc",
+                    "ExtendedLinks": "",
+                    "ProductName": product_name(service),
+                    "ProductComponentName": "",
+                    "AlertLink": a("alertWebUrl"),
+                    "Status": status,
+                    "CompromisedEntity": "",
+                    "Tactics": a("category"),
+                    "Techniques": alert["mitreTechniques"].to_string(),
+                    "SubTechniques": "",
+                    "Type": "SecurityAlert",
+                })
+            };
+            alert_rows.push(alert_row(&a("createdDateTime"), "New"));
+            if alert["lastUpdateDateTime"] != alert["createdDateTime"] {
+                let status = match alert["status"].as_str() {
+                    Some("resolved") => "Resolved",
+                    Some("inProgress") => "InProgress",
+                    _ => "New",
+                };
+                alert_rows.push(alert_row(&a("lastUpdateDateTime"), status));
+            }
+        }
+    }
+    (incident_rows, alert_rows)
+}
+
+/// The workspaces of a tenant as Microsoft runs them, for [`sentinel_estate`].
+#[derive(Debug, Clone)]
+pub struct Estate {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub secret: String,
+    /// Onboarded to the Defender portal.
+    pub onboarded_workspace: String,
+    /// Not onboarded: its incidents are only in its own tables.
+    pub other_workspace: String,
+    /// Defender XDR incidents (Graph); the Sentinel ones among them also in the onboarded
+    /// workspace's tables.
+    pub incidents: usize,
+    /// Incidents created by API in the onboarded workspace (never in Graph).
+    pub api_created: usize,
+    /// Incidents of the other workspace.
+    pub other_incidents: usize,
+    pub seed: u64,
+    pub start: DateTime<Utc>,
+}
+
+/// One tenant with one app holding every read role and Reader on both workspaces, where:
+/// Graph lists Defender XDR's incidents — Defender for Endpoint, Office 365, Identity, Cloud Apps
+/// and the Sentinel incidents of the onboarded workspace (graph-docs
+/// `security-list-incidents.md`); the onboarded workspace's tables also hold incidents created by
+/// API, which Defender XDR never receives (azure-docs `sentinel/move-to-defender.md`,
+/// "Programmatic and manual creation of incidents"); and the other workspace, not onboarded, has
+/// incidents only in its own tables.
+pub fn sentinel_estate(estate: &Estate) -> crate::EmulatorConfig {
+    let mut config = crate::EmulatorConfig::single_tenant(
+        &estate.tenant_id,
+        &estate.client_id,
+        &estate.secret,
+        &estate.onboarded_workspace,
+    );
+    let (incidents, alerts) = generate_incidents_for(
+        &estate.tenant_id,
+        estate.incidents,
+        estate.seed,
+        estate.start,
+    );
+    let from_sentinel = |incident: &Value| {
+        alerts
+            .iter()
+            .filter(|a| a["incidentId"] == incident["id"])
+            .all(|a| a["serviceSource"] == "microsoftSentinel")
+    };
+    let sentinel: Vec<Value> = incidents
+        .iter()
+        .filter(|i| from_sentinel(i))
+        .cloned()
+        .collect();
+    let (mut onboarded_rows, mut onboarded_alert_rows) = workspace_tables(
+        &estate.onboarded_workspace,
+        &sentinel,
+        &alerts,
+        Onboarding::Onboarded,
+        1,
+    );
+    let (api, api_alerts) = renamed(
+        generate_incidents_for(
+            &estate.tenant_id,
+            estate.api_created,
+            estate.seed ^ 0xA91,
+            estate.start,
+        ),
+        "api-",
+    );
+    let (rows, alert_rows) = workspace_tables(
+        &estate.onboarded_workspace,
+        &api,
+        &api_alerts,
+        Onboarding::NotInXdr,
+        1 + sentinel.len() as u64,
+    );
+    onboarded_rows.extend(rows);
+    onboarded_alert_rows.extend(alert_rows);
+    let (other, other_alerts) = generate_incidents_for(
+        &estate.tenant_id,
+        estate.other_incidents,
+        estate.seed ^ 0x07E,
+        estate.start,
+    );
+    let (other_rows, other_alert_rows) = workspace_tables(
+        &estate.other_workspace,
+        &other,
+        &other_alerts,
+        Onboarding::NotInXdr,
+        1,
+    );
+    if let Some(tenant) = config.tenants.first_mut() {
+        tenant.incidents = incidents;
+        tenant.alerts = alerts;
+        if let Some(w) = tenant.workspaces.first_mut() {
+            w.sentinel = true;
+            w.security_incidents = onboarded_rows;
+            w.security_alerts = onboarded_alert_rows;
+        }
+        let mut other = crate::Workspace::new(&estate.other_workspace);
+        other.sentinel = true;
+        other.security_incidents = other_rows;
+        other.security_alerts = other_alert_rows;
+        tenant.workspaces.push(other);
+        for app in &mut tenant.apps {
+            app.workspaces.push(estate.other_workspace.clone());
+        }
+    }
+    config
+}
+
+/// Prefixes the ids of generated incidents (and their alerts' `incidentId`), so that two
+/// generated sets never share one.
+fn renamed(
+    (mut incidents, mut alerts): (Vec<Value>, Vec<Value>),
+    prefix: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    for item in incidents
+        .iter_mut()
+        .map(|i| &mut i["id"])
+        .chain(alerts.iter_mut().map(|a| &mut a["incidentId"]))
+    {
+        if let Some(id) = item.as_str() {
+            *item = Value::String(format!("{prefix}{id}"));
+        }
+    }
+    (incidents, alerts)
+}
+
+/// A stable GUID for `(workspace, id)`: Sentinel names incidents and alerts by GUIDs.
+fn name_guid(workspace_id: &str, id: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in workspace_id.bytes().chain([0]).chain(id.bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Rng::new(hash).uuid()
+}
+
+fn capitalised(value: &str) -> String {
+    let mut chars = value.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// `SecurityAlert.ProductName` of a Graph `serviceSource` (the names the Defender and Sentinel
+/// connectors write, azure-reference-other `securityalert.md`).
+fn product_name(service_source: &str) -> &'static str {
+    match service_source {
+        "microsoftDefenderForEndpoint" => "Microsoft Defender Advanced Threat Protection",
+        "microsoftDefenderForOffice365" => "Office 365 Advanced Threat Protection",
+        "azureAdIdentityProtection" => "Azure Active Directory Identity Protection",
+        "microsoftDefenderForCloudApps" => "Microsoft Cloud App Security",
+        "microsoftDefenderForIdentity" => "Azure Advanced Threat Protection",
+        "dataLossPrevention" => "Microsoft Data Loss Prevention",
+        _ => "Azure Sentinel",
+    }
+}
+
+/// `SecurityAlert.ProviderName` of a Graph `serviceSource`.
+fn alert_provider(service_source: &str) -> &'static str {
+    match service_source {
+        "microsoftDefenderForEndpoint" => "MDATP",
+        "microsoftDefenderForOffice365" => "OATP",
+        "azureAdIdentityProtection" => "IPC",
+        "microsoftDefenderForCloudApps" => "MCAS",
+        "microsoftDefenderForIdentity" => "AATP",
+        "dataLossPrevention" => "Microsoft Data Loss Prevention",
+        _ => "ASI Scheduled Alerts",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +823,61 @@ mod tests {
             assert!(DateTime::parse_from_rfc3339(created).is_ok());
             assert!(created < updated);
             assert!(created > "2026-01-01T00:00:00Z");
+        }
+    }
+
+    #[test]
+    fn an_estate_splits_incidents_between_graph_and_the_workspace_tables() {
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default();
+        let estate = Estate {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            secret: "s".into(),
+            onboarded_workspace: "w1".into(),
+            other_workspace: "w2".into(),
+            incidents: 60,
+            api_created: 5,
+            other_incidents: 7,
+            seed: 3,
+            start,
+        };
+        let config = sentinel_estate(&estate);
+        let tenant = &config.tenants[0];
+        assert_eq!(tenant.incidents.len(), 60);
+        let distinct = |rows: &[Value], provider: &str| {
+            let mut names: Vec<&str> = rows
+                .iter()
+                .filter(|r| r["ProviderName"] == provider)
+                .filter_map(|r| r["IncidentName"].as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names.len()
+        };
+        let onboarded = &tenant.workspaces[0].security_incidents;
+        let in_xdr = distinct(onboarded, "Microsoft Defender XDR");
+        assert!(
+            in_xdr > 0 && in_xdr < 60,
+            "{in_xdr} Sentinel incidents in Graph"
+        );
+        assert_eq!(distinct(onboarded, "Azure Sentinel"), 5);
+        let other = &tenant.workspaces[1].security_incidents;
+        assert_eq!(distinct(other, "Azure Sentinel"), 7);
+        // A row per change: created, then updated.
+        assert_eq!(other.len(), 14);
+        assert!(tenant.apps[0].can_read_workspace("w2"));
+        // Every alert an incident names is in the alert table.
+        for row in other {
+            for id in row["AlertIds"].as_array().unwrap() {
+                assert!(
+                    tenant.workspaces[1]
+                        .security_alerts
+                        .iter()
+                        .any(|a| a["SystemAlertId"] == *id)
+                );
+            }
         }
     }
 }

@@ -47,13 +47,17 @@ mod log_analytics;
 mod server;
 mod state;
 mod synthetic;
+pub mod tables;
 mod timespan;
 mod token;
 mod util;
 
 pub use config::{ALL_READ_ROLES, App, AppSecret, CannedQuery, EmulatorConfig, Tenant, Workspace};
 pub use faults::{Endpoint, Fault, FaultKind};
-pub use generate::{GENERATED_TENANT_ID, generate_incidents, generate_incidents_for};
+pub use generate::{
+    Estate, GENERATED_TENANT_ID, Onboarding, generate_incidents, generate_incidents_for,
+    sentinel_estate, workspace_tables,
+};
 pub use server::RunningEmulator;
 pub use state::RecordedRequest;
 pub use synthetic::synthetic_rows_response;

@@ -6,9 +6,10 @@
 //! the delegated permission of the user flows (azure-monitor-docs `logs/api/access-api.md`,
 //! `register-app-for-token.md`).
 //!
-//! Queries are answered, in this order, from canned responses (exact text after trimming),
-//! `print` statements, `range` and the synthetic table `SyntheticRows` (see [`crate::kql`] and
-//! [`crate::synthetic`]). A query starting with any other identifier gets the real semantic
+//! Queries are answered, in this order, from canned responses (exact text after trimming), the
+//! Sentinel tables `SecurityIncident` and `SecurityAlert` of a workspace with Sentinel
+//! enabled (see [`crate::tables`]; rows are not filtered by `timespan`), `print` statements, `range` and the synthetic table
+//! `SyntheticRows` (see [`crate::kql`] and [`crate::synthetic`]). A query starting with any other identifier gets the real semantic
 //! error (`BadArgumentError` → `SemanticError` → `SEM0100` "'take' operator: Failed to resolve
 //! table or column expression named 'X'"); anything else gets a `SyntaxError`.
 //!
@@ -39,7 +40,7 @@ use serde_json::{Value, json};
 use crate::kql::{self, Plan, QueryError};
 use crate::state::{Bearer, Shared};
 use crate::token::LOG_ANALYTICS_AUDIENCES;
-use crate::{synthetic, timespan, util};
+use crate::{synthetic, tables, timespan, util};
 
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 const INSUFFICIENT_ACCESS: &str =
@@ -331,6 +332,32 @@ fn run_query(shared: &Shared, workspace: &str, query: &str, headers: &HeaderMap)
     };
     if partial && let Some(v) = canned_for(wanted) {
         return value_response(v, headers, true);
+    }
+    let sentinel_rows = tables::table_of(wanted).and_then(|table| {
+        shared.with_config(|c| {
+            c.tenants
+                .iter()
+                .find_map(|t| t.workspace(workspace))
+                .filter(|w| w.sentinel)
+                .map(|w| match table {
+                    "SecurityIncident" => w.security_incidents.clone(),
+                    _ => w.security_alerts.clone(),
+                })
+        })
+    });
+    if let Some(rows) = sentinel_rows {
+        return match tables::evaluate(wanted, &rows, chrono::Utc::now()) {
+            Ok(table) => value_response(json!({"tables": [table]}), headers, partial),
+            Err(tables::TableError::Syntax { pos, token, detail }) => {
+                syntax_error(pos, &token, &detail)
+            }
+            Err(tables::TableError::UnknownColumn { operator, name }) => semantic_error(
+                "SEM0100",
+                &format!(
+                    "'{operator}' operator: Failed to resolve scalar expression named '{name}'"
+                ),
+            ),
+        };
     }
     match kql::evaluate_print(wanted) {
         Ok(Some(table)) => return value_response(json!({"tables": [table]}), headers, partial),

@@ -643,3 +643,62 @@ async fn oversized_query_body_is_rejected_and_not_recorded() {
     let last = emu.requests().pop().unwrap();
     assert_eq!((last.status, last.body), (413, None));
 }
+
+/// A Sentinel workspace's `SecurityIncident` table over HTTP: a row per change, the latest read
+/// with `arg_max`, typed columns, dynamic columns as JSON text.
+#[tokio::test]
+async fn sentinel_tables_answer_the_latest_row_per_incident() {
+    let estate = azure_emulator::Estate {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT.into(),
+        secret: SECRET.into(),
+        onboarded_workspace: WS.into(),
+        other_workspace: "c0ffee00-0000-4000-8000-0000000000b2".into(),
+        incidents: 40,
+        api_created: 3,
+        other_incidents: 2,
+        seed: 5,
+        start: chrono::Utc::now() - chrono::TimeDelta::days(2),
+    };
+    let emu = start_with(azure_emulator::sentinel_estate(&estate)).await;
+    let (s, b) = la(&emu, q("SecurityIncident | count"), None).await;
+    assert_eq!(s, 200, "{b}");
+    let rows = json(&b)["tables"][0]["rows"][0][0].as_u64().unwrap();
+    let (s, b) = la(
+        &emu,
+        q("SecurityIncident | summarize arg_max(LastModifiedTime, *) by IncidentName | order by LastModifiedTime asc, IncidentNumber asc | take 500"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let table = &json(&b)["tables"][0];
+    let latest = table["rows"].as_array().unwrap();
+    assert!(
+        latest.len() as u64 * 2 == rows,
+        "{} of {rows}",
+        latest.len()
+    );
+    let column = |name: &str| {
+        table["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|c| c["name"] == name)
+            .unwrap()
+    };
+    assert_eq!(table["columns"][column("IncidentNumber")]["type"], "int");
+    assert_eq!(table["columns"][column("AlertIds")]["type"], "dynamic");
+    let alert_ids: Value =
+        serde_json::from_str(latest[0][column("AlertIds")].as_str().unwrap()).unwrap();
+    assert!(alert_ids.as_array().is_some_and(|a| !a.is_empty()));
+    assert!(
+        latest
+            .iter()
+            .any(|r| r[column("ProviderName")] == "Azure Sentinel")
+    );
+
+    // Where Sentinel is not enabled, the tables do not exist.
+    let emu = start().await;
+    let (s, _) = la(&emu, q("SecurityIncident | count"), None).await;
+    assert_eq!(s, 400);
+}

@@ -8,7 +8,6 @@ const CHECK_WORDS = {
   failed: { icon: '✗', word: 'Failed' },
   skipped: { icon: '–', word: 'Skipped' },
   warning: { icon: '!', word: 'Warning' },
-  not_available: { icon: '○', word: 'Not available here' },
 };
 
 /** The core's own check (an unreadable stored secret); every other label is the type's. */

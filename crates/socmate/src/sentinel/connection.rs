@@ -27,6 +27,64 @@ pub const SECRET_HELP: SecretHelp = SecretHelp {
               secrets and enter it here.",
 };
 
+/// Where a Sentinel provider reads its incidents from.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentSource {
+    /// Microsoft Graph's security API: the tenant's Defender XDR incidents, with Sentinel's only
+    /// for workspaces onboarded to the Defender portal (the seed's documented path).
+    #[default]
+    Graph,
+    /// The workspace's own `SecurityIncident` and `SecurityAlert` tables, through the Log
+    /// Analytics query API: every Sentinel incident of this workspace, onboarded or not, within
+    /// the workspace's retention.
+    Workspace,
+}
+
+impl IncidentSource {
+    pub const ALL: [Self; 2] = [Self::Graph, Self::Workspace];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Graph => "graph",
+            Self::Workspace => "workspace",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Graph where the cloud offers its security API, else the workspace.
+    pub fn default_for(cloud: AzureCloud) -> Self {
+        if cloud.has_graph_security() {
+            Self::Graph
+        } else {
+            Self::Workspace
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Graph => "Microsoft Graph (Defender XDR)",
+            Self::Workspace => "The workspace's own tables",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Self::Graph => {
+                "The tenant's Defender XDR incidents. Sentinel incidents appear only for                  workspaces onboarded to the Defender portal, and never those created by API,                  playbook or by hand."
+            }
+            Self::Workspace => {
+                "This workspace's SecurityIncident and SecurityAlert tables: every Sentinel                  incident of the workspace, onboarded or not, as far back as its retention                  keeps them."
+            }
+        }
+    }
+}
+
 /// A Sentinel provider's stored connection (the JSON object of its `connection` column, and the
 /// fields the API shows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +94,9 @@ pub struct SentinelConfig {
     pub client_id: String,
     #[serde(default)]
     pub cloud: AzureCloud,
+    /// Connections stored before the choice existed read from their cloud's default source.
+    #[serde(default)]
+    pub incident_source: IncidentSource,
     /// The tenant's id as Entra ID names it in its tokens (`tid`), learned on the first token:
     /// shown beside `tenant_id`, which may be a domain. Never set by an admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,8 +105,13 @@ pub struct SentinelConfig {
 
 impl SentinelConfig {
     pub fn from_map(connection: &Map<String, Value>) -> Result<Self, String> {
-        serde_json::from_value(Value::Object(connection.clone()))
-            .map_err(|e| format!("its stored Sentinel connection is unreadable: {e}"))
+        let mut config: Self = serde_json::from_value(Value::Object(connection.clone()))
+            .map_err(|e| format!("its stored Sentinel connection is unreadable: {e}"))?;
+        if !connection.contains_key("incident_source") {
+            // Stored before the choice existed: the source its cloud offers.
+            config.incident_source = IncidentSource::default_for(config.cloud);
+        }
+        Ok(config)
     }
 
     pub fn to_map(&self) -> Map<String, Value> {
@@ -81,6 +147,10 @@ pub struct SentinelFields {
     /// The Azure cloud the tenant lives in (default AzurePublic).
     #[schema(inline)]
     cloud: Option<AzureCloud>,
+    /// Where incidents are read from: `graph` (default; `workspace` in Azure China, which has no
+    /// Graph security API) or `workspace`.
+    #[schema(inline)]
+    incident_source: Option<IncidentSource>,
 }
 
 /// The Sentinel fields a PATCH may change.
@@ -102,6 +172,9 @@ pub struct SentinelFieldChanges {
     client_id: Option<String>,
     #[schema(inline)]
     cloud: Option<AzureCloud>,
+    /// Changing the cloud without naming a source picks the new cloud's default source.
+    #[schema(inline)]
+    incident_source: Option<IncidentSource>,
 }
 
 /// Takes the Sentinel fields of a create or test body.
@@ -110,30 +183,71 @@ pub fn new_config(fields: &mut Fields) -> Option<SentinelConfig> {
     let tenant_id = fields.required("tenant_id", check_tenant_id);
     let client_id = fields.required("client_id", check_client_id);
     let cloud = fields.optional("cloud", check_cloud).unwrap_or_default();
+    let incident_source = incident_source_for(cloud, None, fields);
     Some(SentinelConfig {
         workspace_id: workspace_id?,
         tenant_id: tenant_id?,
         client_id: client_id?,
         cloud,
+        incident_source: incident_source?,
         resolved_tenant_id: None,
     })
 }
 
+/// The `incident_source` sent, else `kept` (a PATCH within the same cloud), else the cloud's
+/// default; Graph is refused where the cloud has no Graph security API.
+fn incident_source_for(
+    cloud: AzureCloud,
+    kept: Option<IncidentSource>,
+    fields: &mut Fields,
+) -> Option<IncidentSource> {
+    let sent = fields.has("incident_source");
+    let source = fields.optional("incident_source", check_incident_source);
+    if sent && source.is_none() {
+        return None;
+    }
+    let source = source
+        .or(kept)
+        .unwrap_or(IncidentSource::default_for(cloud));
+    if source == IncidentSource::Graph && !cloud.has_graph_security() {
+        fields.error(
+            "incident_source",
+            format!(
+                "Microsoft Graph offers no security incidents in {}: use \"workspace\"",
+                cloud.label()
+            ),
+        );
+        return None;
+    }
+    Some(source)
+}
+
 /// Applies the Sentinel fields of a PATCH to `current`; `None` when none was sent.
 pub fn changed_config(current: &SentinelConfig, fields: &mut Fields) -> Option<SentinelConfig> {
-    let sent = ["workspace_id", "tenant_id", "client_id", "cloud"]
-        .iter()
-        .any(|f| fields.has(f));
+    let sent = [
+        "workspace_id",
+        "tenant_id",
+        "client_id",
+        "cloud",
+        "incident_source",
+    ]
+    .iter()
+    .any(|f| fields.has(f));
     let workspace_id = fields.optional("workspace_id", check_workspace_id);
     let tenant_id = fields.optional("tenant_id", check_tenant_id);
     let client_id = fields.optional("client_id", check_client_id);
-    let cloud = fields.optional("cloud", check_cloud);
+    let cloud = fields
+        .optional("cloud", check_cloud)
+        .unwrap_or(current.cloud);
+    let kept = (cloud == current.cloud).then_some(current.incident_source);
+    let incident_source = incident_source_for(cloud, kept, fields);
     sent.then(|| {
         let config = SentinelConfig {
             workspace_id: workspace_id.unwrap_or_else(|| current.workspace_id.clone()),
             tenant_id: tenant_id.unwrap_or_else(|| current.tenant_id.clone()),
             client_id: client_id.unwrap_or_else(|| current.client_id.clone()),
-            cloud: cloud.unwrap_or(current.cloud),
+            cloud,
+            incident_source: incident_source.unwrap_or(current.incident_source),
             resolved_tenant_id: None,
         };
         // Another tenant or cloud is another identity, to be learned again.
@@ -208,6 +322,23 @@ pub fn form() -> ProviderForm {
                     .collect(),
             },
             FormField {
+                name: "incident_source",
+                label: "Incident source",
+                help: "Where SoCMate reads this workspace's incidents from",
+                required: false,
+                input: "select",
+                placeholder: None,
+                pattern: None,
+                options: IncidentSource::ALL
+                    .iter()
+                    .map(|source| FormOption {
+                        value: source.as_str(),
+                        label: source.label(),
+                        hint: Some(source.hint()),
+                    })
+                    .collect(),
+            },
+            FormField {
                 name: "client_secret",
                 label: "Client secret",
                 help: WHERE_SECRET,
@@ -229,11 +360,11 @@ pub fn form() -> ProviderForm {
             },
             FormCheck {
                 name: super::CHECK_INCIDENTS,
-                label: "Incidents (Graph)",
+                label: "Incidents",
             },
             FormCheck {
                 name: super::CHECK_ALERTS,
-                label: "Alerts (Graph)",
+                label: "Alerts",
             },
         ],
         query: QueryHelp {
@@ -263,6 +394,11 @@ fn check_tenant_id(value: &str) -> Result<String, String> {
         .ok_or_else(|| {
             format!("tenant_id must be a GUID or a domain such as contoso.onmicrosoft.com: {WHERE_TENANT}")
         })
+}
+
+fn check_incident_source(value: &str) -> Result<IncidentSource, String> {
+    IncidentSource::parse(value)
+        .ok_or_else(|| "incident_source must be \"graph\" or \"workspace\"".to_owned())
 }
 
 fn check_cloud(value: &str) -> Result<AzureCloud, String> {
@@ -359,6 +495,7 @@ mod tests {
             tenant_id: "contoso.onmicrosoft.com".into(),
             client_id: "b1a3c5d7-0000-4000-8000-00000000a001".into(),
             cloud: AzureCloud::AzurePublic,
+            incident_source: IncidentSource::Graph,
             resolved_tenant_id: Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
         };
         let Value::Object(body) = json!({"cloud": "AzureUSGovernment"}) else {

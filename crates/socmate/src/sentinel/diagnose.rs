@@ -198,6 +198,15 @@ pub fn graph_failure(status: u16, envelope: &ErrorEnvelope, required_role: &str)
     }
 }
 
+/// The workspace holds Sentinel incidents that Graph does not list (never synchronised to
+/// Defender XDR): both ways to get them.
+pub fn incidents_not_in_graph(count: u64, workspace_id: &str) -> String {
+    format!(
+        "Workspace {workspace_id} holds {count} Microsoft Sentinel incident(s) from the last {days}          days that Microsoft Graph does not return: the workspace is not onboarded to the          Microsoft Defender portal, or its incidents were created by API, playbook or by hand          and are not synchronised. Onboard the workspace to the Defender portal, or set this          provider's incident_source to \"workspace\" to read its own SecurityIncident table.",
+        days = super::workspace::FIT_DAYS
+    )
+}
+
 pub fn unexpected_body(service: &str) -> Diagnosis {
     diagnosis(
         "unexpected_response",

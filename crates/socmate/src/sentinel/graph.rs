@@ -152,16 +152,6 @@ impl SentinelConnection {
         window: SyncWindow,
         sink: &mut dyn IncidentSink,
     ) -> Result<ReadReport, FetchError> {
-        if !self.credentials.cloud.has_graph_security() {
-            return Err(FetchError::Denied {
-                code: "not_available_in_cloud",
-                hint: format!(
-                    "Microsoft Graph offers no security incidents in {}: set incident_source to \
-                     \"workspace\" to read this workspace's SecurityIncident table.",
-                    self.credentials.cloud.label()
-                ),
-            });
-        }
         let mut report = ReadReport::default();
         let mut mode = Mode::Expanded { top: PAGE_SIZE };
         let mut slices = vec![Slice {
@@ -570,6 +560,7 @@ mod tests {
             client_secret: SecretString::from("s".to_owned()),
             workspace_id: "w".into(),
             cloud: AzureCloud::AzurePublic,
+            incident_source: Default::default(),
         });
         assert!(
             connection

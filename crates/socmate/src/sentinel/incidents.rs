@@ -23,26 +23,29 @@ pub struct MappingError {
     pub problem: String,
 }
 
-fn parse_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
+pub(super) fn parse_time(value: Option<&Value>) -> Option<DateTime<Utc>> {
     value
         .and_then(Value::as_str)
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn enum_value(value: Option<&Value>) -> Option<String> {
+pub(super) fn enum_value(value: Option<&Value>) -> Option<String> {
     let text = value?.as_str()?;
     let mut chars = text.chars();
     let first = chars.next()?;
     Some(first.to_lowercase().chain(chars).collect())
 }
 
-/// `camelCase` → `snake_case` for the keys SoCMate passes through unchanged.
-fn snake(key: &str) -> String {
+/// `camelCase` (Graph) or `PascalCase` (Log Analytics columns) → `snake_case`, for the keys
+/// SoCMate passes through unchanged.
+pub(super) fn snake(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     for c in key.chars() {
         if c.is_ascii_uppercase() {
-            out.push('_');
+            if !out.is_empty() {
+                out.push('_');
+            }
             out.push(c.to_ascii_lowercase());
         } else {
             out.push(c);

@@ -17,6 +17,7 @@ mod query;
 pub mod settings;
 pub mod token;
 mod transcode;
+mod workspace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +30,14 @@ use url::Url;
 use utoipa::openapi::{RefOr, Schema};
 
 use self::cloud::{AzureCloud, EndpointOverrides, Endpoints, join_segments};
-use self::connection::SentinelConfig;
+use self::connection::{IncidentSource, SentinelConfig};
 use self::diagnose::Diagnosis;
 use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
 use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
 use crate::siem::{
-    BoxFuture, Check, ConnectionReport, FetchError, Fields, IncidentScope, IncidentSink,
-    ProviderForm, ProviderKind, QueryError, QueryRequest, QueryResult, ReadReport, SecretHelp,
-    SiemConnector, SyncWindow,
+    BoxFuture, Check, CheckStatus, ConnectionReport, FetchError, Fields, IncidentScope,
+    IncidentSink, ProviderForm, ProviderKind, QueryError, QueryRequest, QueryResult, ReadReport,
+    SecretHelp, SiemConnector, SyncWindow,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +58,7 @@ pub struct SentinelCredentials {
     pub client_secret: SecretString,
     pub workspace_id: String,
     pub cloud: AzureCloud,
+    pub incident_source: IncidentSource,
 }
 
 /// The Sentinel provider type: process-wide plumbing (one HTTP client, the endpoints, the token
@@ -134,6 +136,7 @@ impl ProviderKind for Sentinel {
             client_secret: secret,
             workspace_id: config.workspace_id,
             cloud: config.cloud,
+            incident_source: config.incident_source,
         });
         *connection
             .tenant
@@ -226,7 +229,10 @@ impl SiemConnector for SentinelConnection {
         window: SyncWindow,
         sink: &'a mut dyn IncidentSink,
     ) -> BoxFuture<'a, Result<ReadReport, FetchError>> {
-        Box::pin(self.read_graph_incidents(window, sink))
+        match self.credentials.incident_source {
+            IncidentSource::Graph => Box::pin(self.read_graph_incidents(window, sink)),
+            IncidentSource::Workspace => Box::pin(self.read_workspace_incidents(window, sink)),
+        }
     }
 
     fn learned(&self) -> Map<String, Value> {
@@ -249,19 +255,28 @@ impl SentinelConnection {
             .clone()
     }
 
-    /// The tenant's Defender XDR feed, known by the tenant's id from its token: a tenant typed
-    /// as a domain and as its GUID is one tenant (docs/azure/real-behaviour.md C9); the key it
-    /// was stored under as typed is an alias.
+    /// Graph: the tenant's Defender XDR feed, known by the tenant's id from its token (a tenant
+    /// typed as a domain and as its GUID is one tenant, docs/azure/real-behaviour.md C9; the key
+    /// it was stored under as typed is an alias). Workspace: the workspace's own tables. Either
+    /// way a token is fetched first, so the tenant's id is known and bad credentials surface.
     async fn resolve_scope(&self) -> Result<IncidentScope, FetchError> {
         let deadline = Instant::now() + SCOPE_TIMEOUT;
-        let scope = if self.credentials.cloud.has_graph_security() {
-            &self.endpoints.graph_scope
-        } else {
-            &self.endpoints.log_analytics_scope
+        let scope = match self.credentials.incident_source {
+            IncidentSource::Graph => &self.endpoints.graph_scope,
+            IncidentSource::Workspace => &self.endpoints.log_analytics_scope,
         };
         self.token(scope, Freshness::Cached, deadline)
             .await
             .map_err(|e| self.fetch_token_error(&e))?;
+        if self.credentials.incident_source == IncidentSource::Workspace {
+            return Ok(IncidentScope {
+                key: format!(
+                    "log-analytics-workspace:{}",
+                    self.credentials.workspace_id.to_ascii_lowercase()
+                ),
+                aliases: Vec::new(),
+            });
+        }
         let typed = self.credentials.tenant_id.to_ascii_lowercase();
         let tenant = self
             .known_tenant()
@@ -350,12 +365,13 @@ impl SentinelConnection {
             };
         };
 
-        let (la_check, graph_checks) = tokio::join!(
+        let (la_check, incident_checks) = tokio::join!(
             self.check_log_analytics(&la_token, deadline, budget_secs),
-            self.check_graph(deadline, budget_secs),
+            self.check_incident_source(deadline, budget_secs),
         );
         let mut checks = vec![token_check, la_check];
-        checks.extend(graph_checks);
+        checks.extend(incident_checks);
+        self.diagnose_fit(&mut checks, deadline).await;
         ConnectionReport {
             checks,
             latency: started.elapsed(),
@@ -444,18 +460,75 @@ impl SentinelConnection {
         Check::failed(CHECK_LOG_ANALYTICS, started.elapsed(), d.code, d.hint)
     }
 
-    async fn check_graph(&self, deadline: Instant, budget_secs: f64) -> Vec<Check> {
-        if !self.credentials.cloud.has_graph_security() {
-            let hint = format!(
-                "Microsoft Graph offers no security incidents or alerts in {}; SoCMate reads this \
-                 workspace's incidents from its own SecurityIncident and SecurityAlert tables.",
-                self.credentials.cloud.label()
-            );
-            return vec![
-                Check::not_available(CHECK_INCIDENTS, "not_available_in_cloud", hint.clone()),
-                Check::not_available(CHECK_ALERTS, "not_available_in_cloud", hint),
-            ];
+    /// The incidents and alerts checks, against the provider's incident source.
+    async fn check_incident_source(&self, deadline: Instant, budget_secs: f64) -> Vec<Check> {
+        match self.credentials.incident_source {
+            IncidentSource::Graph => self.check_graph(deadline, budget_secs).await,
+            IncidentSource::Workspace => {
+                let (incidents, alerts) = tokio::join!(
+                    self.check_table(CHECK_INCIDENTS, "SecurityIncident", deadline),
+                    self.check_table(CHECK_ALERTS, "SecurityAlert", deadline),
+                );
+                vec![incidents, alerts]
+            }
         }
+    }
+
+    /// With the Graph source, once queries and Graph's incidents both work: does the workspace
+    /// hold Sentinel incidents Graph does not list? Then the incidents check warns, with both
+    /// fixes (no peer tells an admin this; they find out from missing incidents).
+    async fn diagnose_fit(&self, checks: &mut [Check], deadline: Instant) {
+        let passed = |name: &str| {
+            checks
+                .iter()
+                .any(|c| c.name == name && c.status == CheckStatus::Passed)
+        };
+        if self.credentials.incident_source != IncidentSource::Graph
+            || !passed(CHECK_LOG_ANALYTICS)
+            || !passed(CHECK_INCIDENTS)
+        {
+            return;
+        }
+        let started = Instant::now();
+        let Some(missing @ 1..) = self.incidents_missing_from_graph(deadline).await else {
+            return;
+        };
+        if let Some(incidents) = checks.iter_mut().find(|c| c.name == CHECK_INCIDENTS) {
+            let took = Duration::from_secs_f64(incidents.latency_ms / 1000.0) + started.elapsed();
+            *incidents = Check::warning(
+                CHECK_INCIDENTS,
+                took,
+                "incidents_not_in_graph",
+                diagnose::incidents_not_in_graph(missing, &self.credentials.workspace_id),
+            );
+        }
+    }
+
+    /// A Sentinel table of the workspace can be read (missing alerts only warn: incidents
+    /// still arrive, without them).
+    async fn check_table(&self, check: &'static str, table: &str, deadline: Instant) -> Check {
+        let started = Instant::now();
+        match self.probe_table(table, deadline).await {
+            Ok(()) => Check::passed(check, started.elapsed()),
+            Err(FetchError::Denied { code, hint }) if check == CHECK_ALERTS => {
+                Check::warning(check, started.elapsed(), code, hint)
+            }
+            Err(FetchError::Denied { code, hint }) => {
+                Check::failed(check, started.elapsed(), code, hint)
+            }
+            Err(e) => {
+                tracing::warn!(check, error = %e, workspace_id = %self.credentials.workspace_id, "connection test: cannot read the workspace's Sentinel table");
+                Check::failed(
+                    check,
+                    started.elapsed(),
+                    e.code(),
+                    format!("Reading the workspace's {table} table failed: {e}"),
+                )
+            }
+        }
+    }
+
+    async fn check_graph(&self, deadline: Instant, budget_secs: f64) -> Vec<Check> {
         let started = Instant::now();
         let token = match self
             .token(&self.endpoints.graph_scope, Freshness::Fresh, deadline)

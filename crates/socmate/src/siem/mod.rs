@@ -185,9 +185,6 @@ pub enum CheckStatus {
     Skipped,
     /// It works, but something the admin should know limits it (the hint says what).
     Warning,
-    /// The SIEM does not offer this capability here (e.g. in this cloud): neither passed nor
-    /// failed, and no reason for the connection to count as unhealthy.
-    NotAvailable,
 }
 
 /// The outcome of one diagnostic step. Failures carry a stable `code` and a `hint` that tells an
@@ -232,13 +229,6 @@ impl Check {
         }
     }
 
-    pub fn not_available(name: &'static str, code: &'static str, hint: String) -> Self {
-        Self {
-            status: CheckStatus::NotAvailable,
-            ..Self::failed(name, Duration::ZERO, code, hint)
-        }
-    }
-
     pub fn skipped(name: &'static str, because: &str) -> Self {
         Self {
             name,
@@ -257,16 +247,14 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
-    /// Healthy when something passed and nothing failed or was skipped (warnings and
-    /// capabilities the SIEM does not offer here do not count against it).
+    /// Healthy when something passed and nothing failed or was skipped (warnings do not count
+    /// against it).
     pub fn healthy(&self) -> bool {
         self.checks.iter().any(|c| c.status == CheckStatus::Passed)
-            && self.checks.iter().all(|c| {
-                matches!(
-                    c.status,
-                    CheckStatus::Passed | CheckStatus::Warning | CheckStatus::NotAvailable
-                )
-            })
+            && self
+                .checks
+                .iter()
+                .all(|c| matches!(c.status, CheckStatus::Passed | CheckStatus::Warning))
     }
 }
 

@@ -23,3 +23,4 @@ mod replicas;
 mod second_type;
 mod secrets;
 mod sessions;
+mod workspace_source;

@@ -231,13 +231,25 @@ async fn sync_finished_after(
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
-    use azure_emulator::{Endpoint, Fault, FaultKind};
-    let options = crate::incidents::with_incidents(1_500, 11);
-    let emulator = RunningEmulator::start(options.emulator).await.unwrap();
-    // Slow pages so that kills land mid-run.
-    emulator.inject(Fault::new(FaultKind::Delay { ms: 40 }).on(Endpoint::GraphIncidents));
+/// A sync killed (SIGKILL) at random points, ten times, while upstream keeps changing: one
+/// clean run afterwards leaves the store equal to upstream — every incident once, at its newest
+/// version.
+pub struct CrashCase {
+    pub emulator: EmulatorConfig,
+    pub provider: serde_json::Value,
+    /// Slowed, so that kills land mid-run; a full run sends it `full_run_requests` times.
+    pub slowed: azure_emulator::Endpoint,
+    pub full_run_requests: usize,
+    /// Changes upstream between crashes (given the round).
+    pub change: fn(&mut EmulatorConfig, usize),
+    /// Upstream's incidents: external id → (last update as sent, status as SoCMate shows it).
+    pub expected: fn(&EmulatorConfig) -> std::collections::BTreeMap<String, (String, String)>,
+}
+
+pub async fn crashes_lose_and_duplicate_nothing(case: CrashCase) {
+    use azure_emulator::{Fault, FaultKind};
+    let emulator = RunningEmulator::start(case.emulator).await.unwrap();
+    emulator.inject(Fault::new(FaultKind::Delay { ms: 40 }).on(case.slowed));
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let key = master_key_b64(21);
@@ -252,7 +264,7 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
     let created: serde_json::Value = http
         .post(format!("{}/api/admin/siem-providers", server.base))
         .bearer_auth(&token)
-        .json(&provider_body("Crash"))
+        .json(&case.provider)
         .send()
         .await
         .unwrap()
@@ -262,7 +274,6 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
     let provider = created["id"].as_str().unwrap().to_owned();
     server.kill();
 
-    let full_run_pages = 1_500usize.div_ceil(50);
     let mut interrupted = 0;
     for round in 0..10 {
         emulator.clear_requests();
@@ -282,19 +293,12 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
         aws_lc_rs::rand::fill(&mut byte).unwrap();
         tokio::time::sleep(Duration::from_millis(100 + u64::from(byte[0]) * 6)).await;
         server.kill();
-        if emulator.request_count(Endpoint::GraphIncidents) < full_run_pages {
+        if emulator.request_count(case.slowed) < case.full_run_requests {
             interrupted += 1;
         }
         // Upstream keeps changing between crashes.
         if round % 3 == 1 {
-            emulator.update(|c| {
-                for incident in c.tenants[0].incidents.iter_mut().skip(round).step_by(97) {
-                    incident["status"] = json!("inProgress");
-                    incident["lastUpdateDateTime"] = json!(
-                        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                    );
-                }
-            });
+            emulator.update(|c| (case.change)(c, round));
         }
     }
 
@@ -304,8 +308,8 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
     );
     emulator.clear_faults();
     let server = Server::start(&data, Some(&emulator), &envs, "final.log").await;
-    let api_app_base = server.base.clone();
-    let status_path = format!("{api_app_base}/api/admin/siem-providers/{provider}/sync");
+    let base = server.base.clone();
+    let status_path = format!("{base}/api/admin/siem-providers/{provider}/sync");
     let before: serde_json::Value = http
         .get(&status_path)
         .bearer_auth(&token)
@@ -320,34 +324,49 @@ async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
         .send()
         .await
         .unwrap();
-    let status = sync_finished_after(
-        &http,
-        &api_app_base,
-        &token,
-        &provider,
-        &before["last_finished_at"],
-    )
-    .await;
+    let status =
+        sync_finished_after(&http, &base, &token, &provider, &before["last_finished_at"]).await;
     assert_eq!(status["last_error"], serde_json::Value::Null, "{status}");
 
-    // The store equals the emulator's set: every incident once, each at its newest version.
-    let config = emulator.config();
-    let mut expected = std::collections::BTreeMap::new();
-    for incident in &config.tenants[0].incidents {
-        if incident["status"] != "redirected" {
-            expected.insert(
-                incident["id"].as_str().unwrap().to_owned(),
-                (
-                    incident["lastUpdateDateTime"].as_str().unwrap().to_owned(),
-                    incident["status"].as_str().unwrap().to_owned(),
-                ),
-            );
-        }
-    }
-    let seen = crate::incidents::incidents_of(&http, &api_app_base, &token, None).await;
+    let expected = (case.expected)(&emulator.config());
+    let seen = crate::incidents::incidents_of(&http, &base, &token, None).await;
     assert_eq!(seen.len(), expected.len());
     assert_eq!(seen, expected);
     assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_sync_loses_and_duplicates_nothing() {
+    crashes_lose_and_duplicate_nothing(CrashCase {
+        emulator: crate::incidents::with_incidents(1_500, 11).emulator,
+        provider: provider_body("Crash"),
+        slowed: azure_emulator::Endpoint::GraphIncidents,
+        full_run_requests: 1_500usize.div_ceil(50),
+        change: |c, round| {
+            for incident in c.tenants[0].incidents.iter_mut().skip(round).step_by(97) {
+                incident["status"] = json!("inProgress");
+                incident["lastUpdateDateTime"] =
+                    json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            }
+        },
+        expected: |config| {
+            config.tenants[0]
+                .incidents
+                .iter()
+                .filter(|i| i["status"] != "redirected")
+                .map(|i| {
+                    (
+                        i["id"].as_str().unwrap().to_owned(),
+                        (
+                            i["lastUpdateDateTime"].as_str().unwrap().to_owned(),
+                            i["status"].as_str().unwrap().to_owned(),
+                        ),
+                    )
+                })
+                .collect()
+        },
+    })
+    .await;
 }
 
 #[tokio::test]

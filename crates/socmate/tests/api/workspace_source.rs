@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use azure_emulator::{Endpoint, Estate, sentinel_estate};
+use azure_emulator::{EmulatorConfig, Endpoint, Estate, sentinel_estate};
 use chrono::{TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -37,42 +37,35 @@ fn estate(api_created: usize, other_incidents: usize) -> Options {
     }
 }
 
-/// `IncidentName` → (latest `LastModifiedTime`, status as SoCMate shows it) of a workspace's
-/// table, and each incident's alert count.
-fn table_view(
-    app: &TestApp,
-    workspace: &str,
-) -> (BTreeMap<String, (String, String)>, BTreeMap<String, usize>) {
-    let config = app.emulator.config();
+/// Each incident's latest row in a workspace's `SecurityIncident` table, by `IncidentName`.
+fn latest_rows(config: &EmulatorConfig, workspace: &str) -> BTreeMap<String, Value> {
     let rows = &config.tenants[0]
         .workspace(workspace)
         .unwrap()
         .security_incidents;
-    let mut latest: BTreeMap<String, &Value> = BTreeMap::new();
+    let mut latest: BTreeMap<String, Value> = BTreeMap::new();
     for row in rows {
         let name = row["IncidentName"].as_str().unwrap().to_owned();
         let newer = latest.get(&name).is_none_or(|seen| {
             seen["LastModifiedTime"].as_str() < row["LastModifiedTime"].as_str()
         });
         if newer {
-            latest.insert(name, row);
+            latest.insert(name, row.clone());
         }
     }
-    let view = latest
-        .iter()
+    latest
+}
+
+/// `IncidentName` → (latest `LastModifiedTime`, status as SoCMate shows it).
+fn table_view(config: &EmulatorConfig, workspace: &str) -> BTreeMap<String, (String, String)> {
+    latest_rows(config, workspace)
+        .into_iter()
         .map(|(name, row)| {
             let status = row["Status"].as_str().unwrap().to_lowercase();
-            (
-                name.clone(),
-                (row["LastModifiedTime"].as_str().unwrap().to_owned(), status),
-            )
+            let at = row["LastModifiedTime"].as_str().unwrap().to_owned();
+            (name, (at, status))
         })
-        .collect();
-    let alerts = latest
-        .iter()
-        .map(|(name, row)| (name.clone(), row["AlertIds"].as_array().unwrap().len()))
-        .collect();
-    (view, alerts)
+        .collect()
 }
 
 /// Every incident SoCMate lists for a provider, with its data.
@@ -150,7 +143,12 @@ async fn a_non_onboarded_workspaces_incidents_arrive_through_the_workspace_sourc
         matches!(outcome, RunOutcome::Completed { created: 450, .. }),
         "{outcome:?}"
     );
-    let (expected, alert_counts) = table_view(&app, OTHER_WORKSPACE);
+    let config = app.emulator.config();
+    let expected = table_view(&config, OTHER_WORKSPACE);
+    let alert_counts: BTreeMap<String, usize> = latest_rows(&config, OTHER_WORKSPACE)
+        .into_iter()
+        .map(|(name, row)| (name, row["AlertIds"].as_array().unwrap().len()))
+        .collect();
     let stored = listed(&app, &id).await;
     let seen: BTreeMap<String, (String, String)> = stored
         .iter()
@@ -368,4 +366,38 @@ async fn a_china_provider_reads_its_workspace_and_tests_healthy_without_graph() 
         "{}",
         bad.body
     );
+}
+
+/// The workspace source survives SIGKILL at random points as the Graph source does: nothing lost,
+/// nothing twice, every incident at its latest row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_workspace_sync_loses_and_duplicates_nothing() {
+    crate::binary::crashes_lose_and_duplicate_nothing(crate::binary::CrashCase {
+        emulator: estate(0, 1_500).emulator,
+        provider: provider_body("Crash")
+            .with("workspace_id", json!(OTHER_WORKSPACE))
+            .with("incident_source", json!("workspace")),
+        slowed: Endpoint::LogAnalyticsQuery,
+        // A page of incidents and one of their alerts, per 200 incidents.
+        full_run_requests: 2 * 1_500usize.div_ceil(200),
+        change: |c, round| {
+            let rows = &mut c.tenants[0].workspaces[1].security_incidents;
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            let changes: Vec<Value> = rows
+                .iter()
+                .skip(2 * round + 1)
+                .step_by(2 * 97)
+                .map(|row| {
+                    let mut change = row.clone();
+                    change["LastModifiedTime"] = json!(now);
+                    change["TimeGenerated"] = json!(now);
+                    change["Status"] = json!("Active");
+                    change
+                })
+                .collect();
+            rows.extend(changes);
+        },
+        expected: |config| table_view(config, OTHER_WORKSPACE),
+    })
+    .await;
 }

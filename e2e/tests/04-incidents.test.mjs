@@ -63,6 +63,22 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await waitForText(page.getByTestId('page-info'), /incident/);
     for (const text of await page.getByTestId('severity').allTextContents()) assert.equal(text, 'high');
 
+    // Source: each incident names its products and where it was read from; the product filter
+    // keeps only incidents with an alert from that product.
+    await page.goto('/#/incidents');
+    await waitForCount(rows, total);
+    for (const text of await page.getByTestId('incident-origin').allTextContents()) {
+      assert.match(text, /Defender XDR \(tenant-wide\)/);
+      assert.match(text, /Tenant [0-9a-f-]{36}/);
+    }
+    await page.getByLabel('Product').selectOption('microsoftDefenderForEndpoint');
+    await page.getByTestId('apply-filters').click();
+    await page.waitForFunction(() => window.location.hash.includes('source=microsoftDefenderForEndpoint'));
+    await waitForText(page.getByTestId('page-info'), /incident/);
+    const endpointCount = await rows.count();
+    assert.ok(endpointCount >= 1 && endpointCount < total, `the product filter narrows the list (${endpointCount} of ${total})`);
+    for (const text of await page.getByTestId('incident-origin').allTextContents()) assert.match(text, /Defender for Endpoint/);
+
     // Paging with next_cursor (two per page).
     await page.goto('/#/incidents?limit=2');
     await waitForCount(rows, 2);
@@ -83,6 +99,7 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await rows.first().getByTestId('incident-link').click();
     await waitForText(page.getByTestId('page-title'), new RegExp(name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     await page.getByTestId('incident-details').waitFor();
+    await waitForText(page.getByTestId('detail-origin'), /Defender XDR \(tenant-wide\)/);
     const alerts = page.getByTestId('alert-row');
     await alerts.first().waitFor();
     assert.ok(await alerts.count() >= 1);

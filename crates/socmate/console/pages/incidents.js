@@ -5,10 +5,23 @@ import { clear, h } from '/console/dom.js';
 import { currentPage, currentQuery, isAdmin, showPage, stillOn } from '/console/shell.js';
 import { announce, plural, statusArea, timeEl } from '/console/ui.js';
 
+// Graph's statuses, then those of a workspace's SecurityIncident table (new, closed).
 export const INCIDENT_STATUSES = [
-  ['', 'Any status'], ['active', 'Active'], ['inProgress', 'In progress'], ['resolved', 'Resolved'],
-  ['redirected', 'Redirected (merged)'],
+  ['', 'Any status'], ['new', 'New'], ['active', 'Active'], ['inProgress', 'In progress'],
+  ['resolved', 'Resolved'], ['closed', 'Closed'], ['redirected', 'Redirected (merged)'],
 ];
+/** The products alerts come from, by the name the API filters on (Graph's `serviceSource`). */
+const PRODUCTS = [
+  ['microsoftSentinel', 'Microsoft Sentinel'],
+  ['microsoftDefenderForEndpoint', 'Defender for Endpoint'],
+  ['microsoftDefenderForOffice365', 'Defender for Office 365'],
+  ['microsoftDefenderForIdentity', 'Defender for Identity'],
+  ['microsoftDefenderForCloudApps', 'Defender for Cloud Apps'],
+  ['microsoftDefenderForCloud', 'Defender for Cloud'],
+  ['azureAdIdentityProtection', 'Entra ID Protection'],
+  ['dataLossPrevention', 'Data Loss Prevention'],
+];
+const SOURCE_FILTERS = [['', 'Any product'], ...PRODUCTS];
 const SEVERITIES = [
   ['', 'Any severity'], ['high', 'High'], ['medium', 'Medium'], ['low', 'Low'],
   ['informational', 'Informational'], ['unknown', 'Unknown'],
@@ -23,6 +36,18 @@ export function severityBadge(severity) {
   return h('span', { class: `badge sev sev-${s.replace(/[^a-zA-Z]/g, '')}`, testid: 'severity', text: s });
 }
 
+export function productName(value) {
+  const match = PRODUCTS.find(([v]) => v === value);
+  return match ? match[1] : value;
+}
+
+/** Where an incident was read from: a workspace's own tables, or the tenant's Defender XDR. */
+export function originText(incident) {
+  return incident.scope === 'workspace'
+    ? `Workspace ${incident.workspace_id || ''}`.trim()
+    : 'Defender XDR (tenant-wide)';
+}
+
 export function humanStatus(value) {
   const match = INCIDENT_STATUSES.find(([v]) => v === value);
   return match ? match[1] : (value || '—');
@@ -33,11 +58,16 @@ function readFilters(view) {
   const query = currentQuery();
   view.status = query.get('status') || '';
   view.severity = query.get('severity') || '';
+  view.source = query.get('source') || '';
   const asked = Number.parseInt(query.get('limit') || '', 10);
   view.pageSize = asked >= 1 && asked <= 200 ? asked : DEFAULT_PAGE_SIZE;
-  const key = `${view.status}|${view.severity}|${view.pageSize}`;
+  const key = filterKey(view);
   if (key !== view.key) Object.assign(view, { key, cursors: [null], page: 0 });
   view.listHash = window.location.hash || '#/incidents';
+}
+
+function filterKey(view) {
+  return `${view.status}|${view.severity}|${view.source}|${view.pageSize}`;
 }
 
 function select(id, options, value) {
@@ -55,13 +85,17 @@ function incidentRow(incident) {
     }), h('div', { class: 'muted small', text: `#${incident.external_id}` })),
     h('td', {}, severityBadge(incident.severity)),
     h('td', { testid: 'incident-status', text: humanStatus(incident.status) }),
+    h('td', { testid: 'incident-origin' },
+      h('div', { text: (incident.sources || []).map(productName).join(', ') || '—' }),
+      h('div', { class: 'muted small', text: originText(incident) }),
+      incident.tenant_id ? h('div', { class: 'muted small', text: `Tenant ${incident.tenant_id}` }) : null),
     h('td', { text: incident.assigned_to || '—' }),
     h('td', {}, timeEl(incident.last_update_at, '—')));
 }
 
 function incidentsTable(incidents, view) {
   if (!incidents.length) {
-    const filtered = view.status || view.severity;
+    const filtered = view.status || view.severity || view.source;
     return h('div', { class: 'empty', testid: 'incidents-empty' },
       h('p', { text: filtered ? 'No incident matches these filters.' : 'No incidents yet.' }),
       isAdmin() && !filtered
@@ -70,7 +104,7 @@ function incidentsTable(incidents, view) {
   }
   return h('table', { class: 'data', testid: 'incidents-table' },
     h('caption', { class: 'sr-only', text: 'Incidents' }),
-    h('thead', {}, h('tr', {}, ['Incident', 'Severity', 'Status', 'Assigned to', 'Last updated']
+    h('thead', {}, h('tr', {}, ['Incident', 'Severity', 'Status', 'Source', 'Assigned to', 'Last updated']
       .map((label) => h('th', { scope: 'col', text: label })))),
     h('tbody', {}, incidents.map(incidentRow)));
 }
@@ -82,9 +116,11 @@ export async function incidentsPage() {
   const status = statusArea('incidents-status');
   const statusSelect = select('filter-status', INCIDENT_STATUSES, view.status);
   const severitySelect = select('filter-severity', SEVERITIES, view.severity);
+  const sourceSelect = select('filter-source', SOURCE_FILTERS, view.source);
   const filters = h('form', { class: 'filters', testid: 'incident-filters', 'aria-label': 'Filter incidents' },
     h('div', { class: 'field inline' }, h('label', { for: 'filter-status', text: 'Status' }), statusSelect),
     h('div', { class: 'field inline' }, h('label', { for: 'filter-severity', text: 'Severity' }), severitySelect),
+    h('div', { class: 'field inline' }, h('label', { for: 'filter-source', text: 'Product' }), sourceSelect),
     h('button', { type: 'submit', class: 'btn', testid: 'apply-filters', text: 'Apply filters' }));
   const ui = {
     seq, status, table: h('div', { class: 'table-wrap' }),
@@ -93,13 +129,13 @@ export async function incidentsPage() {
     info: h('span', { class: 'muted', testid: 'page-info' }),
   };
   showPage('Incidents',
-    h('p', { class: 'lead', text: 'Incidents synced from your SIEM providers, most recently updated first.' }),
+    h('p', { class: 'lead', text: 'Incidents synced from your SIEM providers, most recently updated first. Providers reading Microsoft Graph see their tenant\'s Defender XDR incidents (Graph names no workspace); providers reading a workspace see that workspace\'s own.' }),
     filters, status.el, ui.table,
     h('nav', { class: 'pager', 'aria-label': 'Incident pages' }, ui.prev, ui.info, ui.next));
 
   filters.addEventListener('submit', (event) => {
     event.preventDefault();
-    applyFilters(view, statusSelect.value, severitySelect.value);
+    applyFilters(view, { status: statusSelect.value, severity: severitySelect.value, source: sourceSelect.value });
     loadPage(view, ui);
   });
   ui.next.addEventListener('click', () => {
@@ -115,12 +151,12 @@ export async function incidentsPage() {
   await loadPage(view, ui);
 }
 
-function applyFilters(view, status, severity) {
+function applyFilters(view, filters) {
   const params = new URLSearchParams();
-  if (status) params.set('status', status);
-  if (severity) params.set('severity', severity);
+  for (const [name, value] of Object.entries(filters)) if (value) params.set(name, value);
   if (view.pageSize !== DEFAULT_PAGE_SIZE) params.set('limit', String(view.pageSize));
-  Object.assign(view, { status, severity, key: `${status}|${severity}|${view.pageSize}`, cursors: [null], page: 0 });
+  Object.assign(view, filters, { cursors: [null], page: 0 });
+  view.key = filterKey(view);
   const text = params.toString();
   view.listHash = `#/incidents${text ? `?${text}` : ''}`;
   // replaceState: no hashchange, so the page is not rebuilt and focus stays on the form.
@@ -133,6 +169,7 @@ async function loadPage(view, ui) {
   const params = new URLSearchParams({ limit: String(view.pageSize) });
   if (view.status) params.set('status', view.status);
   if (view.severity) params.set('severity', view.severity);
+  if (view.source) params.set('source', view.source);
   const cursor = view.cursors[view.page];
   if (cursor) params.set('cursor', cursor);
   try {

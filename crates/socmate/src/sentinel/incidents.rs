@@ -54,6 +54,24 @@ pub(super) fn snake(key: &str) -> String {
     out
 }
 
+/// A list of objects (comments) with `snake_case` keys, like every other field SoCMate shows.
+fn snake_keys(list: &Value) -> Value {
+    match list {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| match item {
+                    Value::Object(fields) => {
+                        Value::Object(fields.iter().map(|(k, v)| (snake(k), v.clone())).collect())
+                    }
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Maps one Graph incident; a record without an id or a readable `lastUpdateDateTime` is
 /// rejected on its own, not with its whole page. `tenant_id` is Graph's `tenantId`, or
 /// `fallback_tenant` where Graph leaves it empty.
@@ -104,6 +122,10 @@ pub fn map_incident(incident: &Value, fallback_tenant: &str) -> Result<Incident,
             }
             // Graph's own doc examples say `tags` where the schema says `customTags`.
             "tags" => "custom_tags".to_owned(),
+            "comments" => {
+                data.insert("comments".into(), snake_keys(value));
+                continue;
+            }
             other => snake(other),
         };
         data.insert(renamed, value.clone());
@@ -214,11 +236,11 @@ mod tests {
                         "{fixture}: {key} missing in {data:?}"
                     );
                 }
-                assert!(
-                    data.keys()
-                        .all(|k| !k.chars().any(|c| c.is_ascii_uppercase())),
-                    "{data:?}"
-                );
+                let lower = |k: &String| !k.chars().any(|c| c.is_ascii_uppercase());
+                assert!(data.keys().all(lower), "{data:?}");
+                for comment in data["comments"].as_array().unwrap() {
+                    assert!(comment.as_object().unwrap().keys().all(lower), "{comment}");
+                }
                 let status = data["status"].as_str().unwrap();
                 assert!(
                     status.starts_with(|c: char| c.is_ascii_lowercase()),
@@ -232,6 +254,11 @@ mod tests {
     fn unknown_enum_values_are_kept_and_bad_records_rejected_alone() {
         let mapped = map_incident(&serde_json::json!({"id": "7", "status": "brandNewStatus", "lastUpdateDateTime": "2026-01-01T00:00:00.1234567Z"}), "t").unwrap();
         assert_eq!(mapped.status.as_deref(), Some("brandNewStatus"));
+        let commented = map_incident(&serde_json::json!({"id": "9", "lastUpdateDateTime": "2026-01-01T00:00:00Z", "comments": [{"comment": "isolated", "createdByDisplayName": "Kai", "createdDateTime": "2026-01-01T00:00:00Z"}]}), "t").unwrap();
+        assert_eq!(
+            commented.data["comments"][0]["created_by_display_name"],
+            "Kai"
+        );
         assert_eq!(
             mapped.data["last_update_at"], "2026-01-01T00:00:00.1234567Z",
             "Graph's own text is kept"

@@ -499,7 +499,7 @@ fn map_incident(
     Ok((incident, alert_ids))
 }
 
-/// Comments in the shape Graph's incidents give them, so both sources read alike.
+/// Comments in the shape Graph's incidents give them (snake_cased), so both sources read alike.
 fn comments(value: &Value) -> Vec<Value> {
     value
         .as_array()
@@ -508,8 +508,8 @@ fn comments(value: &Value) -> Vec<Value> {
                 .map(|c| {
                     serde_json::json!({
                         "comment": c.get("message"),
-                        "createdByDisplayName": c.pointer("/author/name"),
-                        "createdDateTime": c.get("createdTimeUtc"),
+                        "created_by_display_name": c.pointer("/author/name"),
+                        "created_date_time": c.get("createdTimeUtc"),
                     })
                 })
                 .collect()
@@ -611,6 +611,7 @@ mod tests {
         assert_eq!(data["assigned_to"], "kai@contoso.com");
         assert_eq!(data["custom_tags"], json!(["vip"]));
         assert_eq!(data["comments"][0]["comment"], "done");
+        assert_eq!(data["comments"][0]["created_by_display_name"], "Kai");
         assert_eq!(data["workspace_id"], "c0ffee00-0000-4000-8000-00000000beef");
         assert_eq!(data["scope"], "workspace");
         assert_eq!(data["incident_number"], 7);

@@ -681,7 +681,7 @@ pub fn sentinel_estate(estate: &Estate) -> crate::EmulatorConfig {
         Onboarding::Onboarded,
         1,
     );
-    let (api, api_alerts) = renamed(
+    let (api, api_alerts) = with_id_prefix(
         generate_incidents_for(
             &estate.tenant_id,
             estate.api_created,
@@ -734,7 +734,7 @@ pub fn sentinel_estate(estate: &Estate) -> crate::EmulatorConfig {
 
 /// Prefixes the ids of generated incidents (and their alerts' `incidentId`), so that two
 /// generated sets never share one.
-fn renamed(
+pub fn with_id_prefix(
     (mut incidents, mut alerts): (Vec<Value>, Vec<Value>),
     prefix: &str,
 ) -> (Vec<Value>, Vec<Value>) {

@@ -56,7 +56,7 @@ pub use config::{ALL_READ_ROLES, App, AppSecret, CannedQuery, EmulatorConfig, Te
 pub use faults::{Endpoint, Fault, FaultKind};
 pub use generate::{
     Estate, GENERATED_TENANT_ID, Onboarding, generate_incidents, generate_incidents_for,
-    sentinel_estate, workspace_tables,
+    sentinel_estate, with_id_prefix, workspace_tables,
 };
 pub use server::RunningEmulator;
 pub use state::RecordedRequest;

@@ -2,9 +2,10 @@
 //!
 //! Starts the emulator (the demo tenant of `crates/azure-emulator/demo.json` plus generated
 //! Defender/Sentinel incidents) and a real `socmate serve` on a fresh SQLite store in
-//! `./socmate-demo-data`, adds an admin and an analyst with generated passwords, creates two
-//! Sentinel providers (one healthy, one whose app has no permissions), tests them, syncs the
-//! incidents and runs a query, then prints where to sign in. Ctrl-C stops it. Nothing here is
+//! `./socmate-demo-data`, adds an admin and an analyst with generated passwords, creates three
+//! Sentinel providers (one reading Graph, one whose app has no permissions, one reading a
+//! workspace that is not onboarded to the Defender portal from its own tables), tests them,
+//! syncs the incidents and runs a query, then prints where to sign in. Ctrl-C stops it. Nothing here is
 //! part of SoCMate itself: the demo drives the product through its public API and CLI library,
 //! as an operator would.
 
@@ -13,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use azure_emulator::{EmulatorConfig, RunningEmulator, generate_incidents_for};
+use azure_emulator::{
+    EmulatorConfig, Onboarding, RunningEmulator, Workspace, generate_incidents_for, with_id_prefix,
+    workspace_tables,
+};
 use clap::Parser;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -28,6 +32,9 @@ use tokio_util::sync::CancellationToken;
 const DEMO: &str = include_str!("../../azure-emulator/demo.json");
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const WORKSPACE: &str = "c0ffee00-0000-4000-8000-00000000beef";
+/// A second workspace of the tenant, not onboarded to the Defender portal.
+const BRANCH_WORKSPACE: &str = "c0ffee00-0000-4000-8000-0000000b7a2c";
+const HEALTHY_CLIENT: &str = "b1a3c5d7-0000-4000-8000-00000000a001";
 /// Marks a directory this demo created, so a rerun may replace it and nothing else is touched.
 const MARKER: &str = ".socmate-demo";
 
@@ -102,15 +109,67 @@ fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo tenant as Microsoft runs it: Graph lists its Defender XDR incidents; the main
+/// workspace is onboarded to the Defender portal, so its Sentinel incidents are in Graph too, but
+/// those created by API are only in its tables; the branch workspace is not onboarded at all.
 async fn start_emulator(incidents: usize) -> anyhow::Result<RunningEmulator> {
     let mut config = EmulatorConfig::from_json(DEMO)?;
     let start = chrono::Utc::now() - chrono::TimeDelta::days(5);
     let (generated, alerts) = generate_incidents_for(TENANT, incidents, 2026, start);
+    let in_xdr: Vec<Value> = generated
+        .iter()
+        .filter(|i| {
+            alerts
+                .iter()
+                .filter(|a| a["incidentId"] == i["id"])
+                .all(|a| a["serviceSource"] == "microsoftSentinel")
+        })
+        .cloned()
+        .collect();
+    let (mut rows, mut alert_rows) =
+        workspace_tables(WORKSPACE, &in_xdr, &alerts, Onboarding::Onboarded, 1);
+    let (api, api_alerts) = with_id_prefix(
+        generate_incidents_for(TENANT, incidents.div_ceil(10), 7, start),
+        "api-",
+    );
+    let (more, more_alerts) = workspace_tables(
+        WORKSPACE,
+        &api,
+        &api_alerts,
+        Onboarding::NotInXdr,
+        1 + in_xdr.len() as u64,
+    );
+    rows.extend(more);
+    alert_rows.extend(more_alerts);
+    let (branch, branch_alerts) = generate_incidents_for(TENANT, incidents.div_ceil(4), 8, start);
+    let (branch_rows, branch_alert_rows) = workspace_tables(
+        BRANCH_WORKSPACE,
+        &branch,
+        &branch_alerts,
+        Onboarding::NotInXdr,
+        1,
+    );
+
     let tenant = config
         .tenant_mut(TENANT)
         .context("demo.json has the demo tenant")?;
     tenant.incidents.extend(generated);
     tenant.alerts.extend(alerts);
+    let main = tenant
+        .workspace_mut(WORKSPACE)
+        .context("demo.json has the demo workspace")?;
+    main.sentinel = true;
+    main.security_incidents = rows;
+    main.security_alerts = alert_rows;
+    let mut branch = Workspace::new(BRANCH_WORKSPACE);
+    branch.sentinel = true;
+    branch.security_incidents = branch_rows;
+    branch.security_alerts = branch_alert_rows;
+    tenant.workspaces.push(branch);
+    let app = tenant
+        .app_mut(HEALTHY_CLIENT)
+        .context("demo.json has the healthy app")?;
+    app.workspaces.push(BRANCH_WORKSPACE.to_owned());
     Ok(RunningEmulator::start(config).await?)
 }
 
@@ -220,7 +279,7 @@ async fn populate(api: &Api) -> anyhow::Result<String> {
             PROVIDERS,
             Some(provider(
                 "Contoso Sentinel",
-                "b1a3c5d7-0000-4000-8000-00000000a001",
+                HEALTHY_CLIENT,
                 "demo-secret-value-1234",
             )),
         )
@@ -236,8 +295,12 @@ async fn populate(api: &Api) -> anyhow::Result<String> {
             )),
         )
         .await?;
+    let mut branch_body = provider("Contoso branch", HEALTHY_CLIENT, "demo-secret-value-1234");
+    branch_body["workspace_id"] = json!(BRANCH_WORKSPACE);
+    branch_body["incident_source"] = json!("workspace");
+    let branch = api.call(Method::POST, PROVIDERS, Some(branch_body)).await?;
     let mut lines = Vec::new();
-    for p in [&healthy, &limited] {
+    for p in [&healthy, &limited, &branch] {
         let id = p["id"].as_str().unwrap_or_default();
         let test = api
             .call(Method::POST, &format!("{PROVIDERS}/{id}/test"), None)
@@ -246,7 +309,7 @@ async fn populate(api: &Api) -> anyhow::Result<String> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|c| c["status"] == "failed")
+            .filter(|c| c["status"] == "failed" || c["status"] == "warning")
             .filter_map(|c| c["code"].as_str())
             .collect();
         lines.push(format!(
@@ -262,24 +325,32 @@ async fn populate(api: &Api) -> anyhow::Result<String> {
     }
     // The default provider's first sync may already be running (creating it wakes the
     // scheduler); a triggered run then waits its turn. What counts is what the store holds.
-    let id = healthy["id"].as_str().unwrap_or_default();
-    api.call(Method::POST, &format!("{PROVIDERS}/{id}/sync"), None)
-        .await?;
-    wait_for_sync(api, &format!("{PROVIDERS}/{id}/sync")).await?;
-    let listed = api
-        .call(Method::GET, "/api/incidents?limit=1", None)
-        .await?;
-    let merged = api
-        .call(
-            Method::GET,
-            "/api/incidents?status=redirected&limit=1",
-            None,
-        )
-        .await?;
-    lines.push(format!(
-        "  incidents synced: {} (and {} merged into others)",
-        listed["total"], merged["total"]
-    ));
+    for p in [&healthy, &branch] {
+        let id = p["id"].as_str().unwrap_or_default();
+        api.call(Method::POST, &format!("{PROVIDERS}/{id}/sync"), None)
+            .await?;
+        wait_for_sync(api, &format!("{PROVIDERS}/{id}/sync")).await?;
+        let listed = api
+            .call(
+                Method::GET,
+                &format!("/api/incidents?provider_id={id}&limit=1"),
+                None,
+            )
+            .await?;
+        let merged = api
+            .call(
+                Method::GET,
+                &format!("/api/incidents?provider_id={id}&status=redirected&limit=1"),
+                None,
+            )
+            .await?;
+        lines.push(format!(
+            "  incidents synced for “{}”: {} (and {} merged into others)",
+            p["name"].as_str().unwrap_or_default(),
+            listed["total"],
+            merged["total"]
+        ));
+    }
     let query = api
         .call(
             Method::POST,

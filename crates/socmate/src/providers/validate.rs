@@ -2,7 +2,7 @@
 //! provider type takes and checks its own connection fields (see [`ProviderKind`]); both report
 //! into one [`Fields`], so a 422 names every wrong field at once.
 
-use chrono::{DateTime, Datelike as _, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Map, Value};
 
@@ -230,6 +230,16 @@ pub fn check_name(name: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+const EARLIEST_EXPIRY: DateTime<Utc> = match DateTime::from_timestamp(-62_135_596_800, 0) {
+    Some(t) => t,
+    None => DateTime::<Utc>::MIN_UTC,
+};
+const LATEST_EXPIRY: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(t) => t,
+    None => DateTime::<Utc>::MAX_UTC,
+};
+
 /// An RFC 3339 time, or a date as the SIEM's portal shows it (midnight UTC, the cautious reading).
 fn check_expiry(value: &str, location: Option<&str>) -> Result<DateTime<Utc>, String> {
     let parsed = DateTime::parse_from_rfc3339(value)
@@ -241,9 +251,10 @@ fn check_expiry(value: &str, location: Option<&str>) -> Result<DateTime<Utc>, St
                 .map(|d| d.and_time(NaiveTime::MIN).and_utc())
         });
     match parsed {
-        // Four-digit years, as both formats spell them.
-        Some(t) if (1..=9999).contains(&t.year()) => Ok(t),
-        _ => Err(format!(
+        // Kept within four-digit years (an offset can push year 0 or 9999 past them in UTC): a
+        // secret "expiring" in year 0 has expired, one in year 10000 never will.
+        Some(t) => Ok(t.clamp(EARLIEST_EXPIRY, LATEST_EXPIRY)),
+        None => Err(format!(
             "client_secret_expires_at must be a date (YYYY-MM-DD) or an RFC 3339 time{}",
             location.map(|l| format!(": {l}")).unwrap_or_default()
         )),
@@ -289,5 +300,32 @@ mod tests {
         assert_eq!(mask("elevenchars"), "****");
         assert_eq!(mask("twelve-chars"), "****hars");
         assert_eq!(mask("ünïcödé-sécrét-välüé"), "****älüé");
+    }
+
+    #[test]
+    fn every_rfc_3339_time_is_accepted() {
+        for value in [
+            "2027-01-01",
+            "2027-01-01T00:00:00Z",
+            "2027-01-01t00:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2027-01-01T00:00:00.123456789123Z",
+            "0000-01-01T00:00:00+01:00",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59-23:59",
+        ] {
+            assert!(check_expiry(value, None).is_ok(), "{value}");
+        }
+        assert_eq!(
+            check_expiry("0000-01-01T00:00:00+01:00", None),
+            Ok(super::EARLIEST_EXPIRY)
+        );
+        assert_eq!(
+            check_expiry("9999-12-31T23:59:59-23:59", None),
+            Ok(super::LATEST_EXPIRY)
+        );
+        for value in ["2027-13-01", "tomorrow", "2027-01-01T25:00:00Z", ""] {
+            assert!(check_expiry(value, None).is_err(), "{value}");
+        }
     }
 }

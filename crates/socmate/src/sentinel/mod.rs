@@ -504,15 +504,11 @@ impl SentinelConnection {
         }
     }
 
-    /// A Sentinel table of the workspace can be read (missing alerts only warn: incidents
-    /// still arrive, without them).
+    /// A Sentinel table of the workspace can be read.
     async fn check_table(&self, check: &'static str, table: &str, deadline: Instant) -> Check {
         let started = Instant::now();
         match self.probe_table(table, deadline).await {
             Ok(()) => Check::passed(check, started.elapsed()),
-            Err(FetchError::Denied { code, hint }) if check == CHECK_ALERTS => {
-                Check::warning(check, started.elapsed(), code, hint)
-            }
             Err(FetchError::Denied { code, hint }) => {
                 Check::failed(check, started.elapsed(), code, hint)
             }

@@ -257,16 +257,7 @@ impl SentinelConnection {
                     until,
                     deadline,
                 )
-                .await;
-            let records = match records {
-                Ok(r) => r,
-                // No SecurityAlert table yet: incidents arrive without alerts (noted by the caller).
-                Err(FetchError::Denied {
-                    code: NO_TABLE_CODE,
-                    ..
-                }) => return Ok(alerts),
-                Err(e) => return Err(e),
-            };
+                .await?;
             for record in records {
                 if let Some(alert) = map_alert(&record) {
                     alerts.insert(alert.external_id.clone(), alert);
@@ -363,7 +354,7 @@ impl SentinelConnection {
 }
 
 /// The code of a workspace without the Sentinel tables.
-pub const NO_TABLE_CODE: &str = "no_sentinel_tables";
+const NO_TABLE_CODE: &str = "no_sentinel_tables";
 
 fn table_error(error: QueryError) -> FetchError {
     match error {

@@ -10,6 +10,7 @@
 //! {"kind":"hang","endpoint":"token"}
 //! {"kind":"status","status":503,"endpoint":"log_analytics_query"}
 //! {"kind":"malformed","endpoint":"graph_alerts","times":2}
+//! {"kind":"oversized","bytes":40000000,"endpoint":"graph_incidents","times":1}
 //! ```
 //! `endpoint`, `tenant` and `times` may be omitted (or `null`): every endpoint, every tenant,
 //! until cleared.
@@ -108,6 +109,11 @@ pub enum FaultKind {
     Throttle { retry_after: String },
     /// 200 with a JSON content type and a truncated, unparsable JSON body.
     Malformed,
+    /// 200 with a valid but enormous body: an empty page followed by `bytes` of whitespace — a
+    /// page of incidents whose expanded alerts and evidence run to tens of MiB (Defender
+    /// incidents can hold more than 150 alerts, each with its evidence; docs/azure/
+    /// real-behaviour.md S2).
+    Oversized { bytes: usize },
 }
 
 impl Fault {
@@ -139,14 +145,19 @@ impl Fault {
         self
     }
 
-    /// Whether the status (for [`FaultKind::Status`]) is a valid HTTP status code.
+    /// Whether the status (for [`FaultKind::Status`]) is a valid HTTP status code and an
+    /// oversized body within [`MAX_OVERSIZED_BYTES`].
     pub fn is_valid(&self) -> bool {
         match &self.kind {
             FaultKind::Status { status } => StatusCode::from_u16(*status).is_ok(),
+            FaultKind::Oversized { bytes } => *bytes <= MAX_OVERSIZED_BYTES,
             _ => true,
         }
     }
 }
+
+/// The largest body an [`FaultKind::Oversized`] fault may send.
+pub const MAX_OVERSIZED_BYTES: usize = 256 * 1024 * 1024;
 
 /// Builds the response of a non-timing fault (status, throttle, malformed).
 pub(crate) fn fault_response(
@@ -185,6 +196,17 @@ pub(crate) fn fault_response(
                     "{{\"@odata.context\":\"{base_url}/v1.0/$metadata#security/incidents\",\"value\":[{{\"id\":\"29"
                 ),
             };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                body,
+            )
+                .into_response()
+        }
+        FaultKind::Oversized { bytes } => {
+            let mut body = String::with_capacity(bytes + 16);
+            body.push_str("{\"value\":[]}");
+            body.extend(std::iter::repeat_n(' ', *bytes));
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json; charset=utf-8")],

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use azure_emulator::Endpoint;
+use azure_emulator::{Endpoint, Fault, FaultKind};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use socmate::incidents::{RunOutcome, SyncError};
@@ -81,6 +81,32 @@ async fn a_listing_that_stops_past_its_skip_limit_still_yields_every_incident() 
             .map_or(0, |s| s.parse::<u64>().unwrap());
         assert!(skip <= 450, "{request:?}");
     }
+}
+
+/// A page far over the size SoCMate reads (32 MiB) is not fatal: the sync reads smaller pages,
+/// says so, and still stores every incident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_page_is_read_again_in_smaller_pages() {
+    let app = spawn_app_with(with_incidents(80, 3)).await;
+    app.emulator.inject(
+        Fault::new(FaultKind::Oversized {
+            bytes: 33 * 1024 * 1024,
+        })
+        .on(Endpoint::GraphIncidents)
+        .times(1),
+    );
+    let provider = app.create_provider_id("Heavy pages").await;
+    let outcome = app.sync.run_once(&provider).await.unwrap();
+    assert!(
+        matches!(outcome, RunOutcome::Completed { created: 80, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(stored(&app).await, served(&app));
+    let status = sync_status(&app, &provider).await;
+    assert!(
+        status["notes"].to_string().contains("10 incidents a page"),
+        "{status}"
+    );
 }
 
 /// `$expand=alerts` answers HTTP 500 for any page holding a very large incident, every time:

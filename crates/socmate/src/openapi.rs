@@ -229,6 +229,10 @@ fn merged(
         }
         object.required.extend(fields.required.iter().cloned());
     }
+    // Each type's body is complete: any other field is refused (422 naming it).
+    object.additional_properties = Some(Box::new(
+        utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+    ));
     object
 }
 

@@ -174,7 +174,7 @@ pub struct ConnectionBody {
     sync_incidents: Option<bool>,
     /// When the secret expires: a date (`YYYY-MM-DD`) or an RFC 3339 time (the test endpoint
     /// checks it when sent but does not use it).
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, min_length = 1)]
     client_secret_expires_at: Option<String>,
 }
 
@@ -199,7 +199,7 @@ pub struct UpdateBody {
     client_secret: Option<String>,
     sync_incidents: Option<bool>,
     /// Absent: unchanged (or cleared when the secret changes); `null`: cleared.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, min_length = 1)]
     client_secret_expires_at: Option<String>,
 }
 

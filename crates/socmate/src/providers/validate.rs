@@ -181,18 +181,18 @@ fn finish<T>(
 
 fn secret(fields: &mut Fields, kind: &dyn ProviderKind, required: bool) -> Option<SecretString> {
     let location = kind.secret_help().location;
-    let sent = fields.has("client_secret");
     let value = match fields.take("client_secret") {
         Some(Value::String(s)) => Some(SecretString::from(s)),
-        // Never echo the value: it is a secret, whatever its type.
+        // `null` is absent, as for every field: a PATCH keeps the stored secret.
         Some(Value::Null) | None => None,
+        // Never echo the value: it is a secret, whatever its type.
         Some(_) => {
             fields.error("client_secret", "client_secret must be a string");
             return None;
         }
     };
     match value {
-        None if required || sent => {
+        None if required => {
             fields.error(
                 "client_secret",
                 format!("client_secret is required: {location}"),

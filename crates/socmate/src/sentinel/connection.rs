@@ -201,9 +201,8 @@ fn incident_source_for(
     kept: Option<IncidentSource>,
     fields: &mut Fields,
 ) -> Option<IncidentSource> {
-    let sent = fields.has("incident_source");
     let source = fields.optional("incident_source", check_incident_source);
-    if sent && source.is_none() {
+    if fields.has_error("incident_source") {
         return None;
     }
     let source = source
@@ -486,6 +485,33 @@ mod tests {
             ]
         );
         assert!(errors[2].message.contains("Properties > Workspace ID"));
+    }
+
+    #[test]
+    fn the_incident_source_defaults_by_cloud_and_null_is_absent() {
+        let body = |extra: Value| {
+            let mut body = json!({
+                "workspace_id": "c0ffee00-0000-4000-8000-00000000beef",
+                "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "client_id": "b1a3c5d7-0000-4000-8000-00000000a001",
+            });
+            if let (Some(b), Value::Object(extra)) = (body.as_object_mut(), extra) {
+                b.extend(extra);
+            }
+            let Value::Object(body) = body else {
+                unreachable!()
+            };
+            Fields::new(body)
+        };
+        let source = |extra| new_config(&mut body(extra)).map(|c| c.incident_source);
+        assert_eq!(source(json!({})), Some(IncidentSource::Graph));
+        assert_eq!(
+            source(json!({"cloud": "AzureChinaCloud", "incident_source": null})),
+            Some(IncidentSource::Workspace)
+        );
+        let mut refused = body(json!({"cloud": "AzureChinaCloud", "incident_source": "graph"}));
+        assert_eq!(new_config(&mut refused), None);
+        assert!(refused.has_error("incident_source"));
     }
 
     #[test]

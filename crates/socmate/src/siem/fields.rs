@@ -32,6 +32,11 @@ impl Fields {
         self.remaining.contains_key(field)
     }
 
+    /// Whether `field` was found wrong.
+    pub fn has_error(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
+    }
+
     /// The names of the fields not taken yet.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.remaining.keys().map(String::as_str)

@@ -355,8 +355,13 @@ async fn patch_renames_repoints_and_rotates() {
     let test = app.admin(Method::POST, &format!("{path}/test"), None).await;
     assert_eq!(test.body["status"], "healthy", "{}", test.body);
 
+    // `null` is absent, the secret included: it is kept.
     let renamed = app
-        .admin(Method::PATCH, &path, Some(json!({"name": "Renamed"})))
+        .admin(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "Renamed", "client_secret": null})),
+        )
         .await;
     assert_eq!(renamed.status, StatusCode::OK);
     assert_eq!(renamed.body["name"], "Renamed");

@@ -4,7 +4,7 @@ import { ApiError, api, describeError } from '/console/api.js';
 import { h } from '/console/dom.js';
 import { currentPage, showPage, stillOn } from '/console/shell.js';
 import { timeEl } from '/console/ui.js';
-import { humanStatus, incidentsView, originText, productName, severityBadge } from '/console/pages/incidents.js';
+import { humanStatus, incidentsView, productText, severityBadge } from '/console/pages/incidents.js';
 
 function detailRow(label, value) {
   if (value === undefined || value === null || value === '' || (Array.isArray(value) && !value.length)) {
@@ -32,8 +32,8 @@ function details(incident) {
     detailRow('Determination', incident.determination),
     detailRow('Assigned to', incident.assigned_to),
     detailRow('Tenant', incident.tenant_id),
-    detailRow('Read from', h('span', { testid: 'detail-origin', text: originText(incident) })),
-    detailRow('Products', (incident.sources || []).map(productName).join(', ')),
+    detailRow('Read from', incident.origin ? h('span', { testid: 'detail-origin', text: incident.origin }) : null),
+    detailRow('Products', productText(incident)),
     detailRow('Created', incident.created_at ? timeEl(incident.created_at) : null),
     detailRow('Last updated', incident.last_update_at ? timeEl(incident.last_update_at) : null),
     detailRow('SIEM incident id', h('code', { text: incident.external_id })),
@@ -50,7 +50,7 @@ function alertsTable(alerts) {
     h('td', {}, severityBadge(a.severity)),
     h('td', { text: a.status || '—' }),
     h('td', { text: a.category || a.tactics || '—' }),
-    h('td', { text: productName(a.service_source || a.detection_source) || '—' }),
+    h('td', { text: a.product || a.service_source || '—' }),
     h('td', {}, timeEl(a.created_at || a.last_update_at, '—'))));
   return h('div', { class: 'table-wrap' }, h('table', { class: 'data', testid: 'alerts-table', 'aria-labelledby': 'alerts-heading' },
     h('thead', {}, h('tr', {}, ['Alert', 'Severity', 'Status', 'Category', 'Source', 'Created']

@@ -5,23 +5,11 @@ import { clear, h } from '/console/dom.js';
 import { currentPage, currentQuery, isAdmin, showPage, stillOn } from '/console/shell.js';
 import { announce, plural, statusArea, timeEl } from '/console/ui.js';
 
-// Graph's statuses, then those of a workspace's SecurityIncident table (new, closed).
+// Statuses as SIEMs name them; a SIEM's own values still show, as sent.
 export const INCIDENT_STATUSES = [
   ['', 'Any status'], ['new', 'New'], ['active', 'Active'], ['inProgress', 'In progress'],
   ['resolved', 'Resolved'], ['closed', 'Closed'], ['redirected', 'Redirected (merged)'],
 ];
-/** The products alerts come from, by the name the API filters on (Graph's `serviceSource`). */
-const PRODUCTS = [
-  ['microsoftSentinel', 'Microsoft Sentinel'],
-  ['microsoftDefenderForEndpoint', 'Defender for Endpoint'],
-  ['microsoftDefenderForOffice365', 'Defender for Office 365'],
-  ['microsoftDefenderForIdentity', 'Defender for Identity'],
-  ['microsoftDefenderForCloudApps', 'Defender for Cloud Apps'],
-  ['microsoftDefenderForCloud', 'Defender for Cloud'],
-  ['azureAdIdentityProtection', 'Entra ID Protection'],
-  ['dataLossPrevention', 'Data Loss Prevention'],
-];
-const SOURCE_FILTERS = [['', 'Any product'], ...PRODUCTS];
 const SEVERITIES = [
   ['', 'Any severity'], ['high', 'High'], ['medium', 'Medium'], ['low', 'Low'],
   ['informational', 'Informational'], ['unknown', 'Unknown'],
@@ -29,23 +17,17 @@ const SEVERITIES = [
 const DEFAULT_PAGE_SIZE = 25;
 
 /** Where the list is (filters and page), kept across visits so "back" returns to it. */
-export const incidentsView = { cursors: [null], page: 0, key: '', listHash: '#/incidents' };
+export const incidentsView = { cursors: [null], page: 0, key: '', listHash: '#/incidents', products: new Map() };
 
 export function severityBadge(severity) {
   const s = severity || 'unknown';
   return h('span', { class: `badge sev sev-${s.replace(/[^a-zA-Z]/g, '')}`, testid: 'severity', text: s });
 }
 
-export function productName(value) {
-  const match = PRODUCTS.find(([v]) => v === value);
-  return match ? match[1] : value;
-}
-
-/** Where an incident was read from: a workspace's own tables, or the tenant's Defender XDR. */
-export function originText(incident) {
-  return incident.scope === 'workspace'
-    ? `Workspace ${incident.workspace_id || ''}`.trim()
-    : 'Defender XDR (tenant-wide)';
+/** The products an incident's alerts came from, as its connector names them. */
+export function productText(incident) {
+  const labels = incident.source_labels || incident.sources || [];
+  return labels.join(', ');
 }
 
 export function humanStatus(value) {
@@ -66,14 +48,35 @@ function readFilters(view) {
   view.listHash = window.location.hash || '#/incidents';
 }
 
+/** The product filter offers the products seen in the incidents listed so far. */
+function productOptions(view) {
+  return [['', 'Any product'], ...[...view.products].sort((a, b) => a[1].localeCompare(b[1]))];
+}
+
+function rememberProducts(view, incidents) {
+  for (const incident of incidents) {
+    (incident.sources || []).forEach((code, i) => {
+      view.products.set(code, (incident.source_labels || [])[i] || code);
+    });
+  }
+}
+
 function filterKey(view) {
   return `${view.status}|${view.severity}|${view.source}|${view.pageSize}`;
 }
 
 function select(id, options, value) {
-  const el = h('select', { id, testid: id }, options.map(([v, l]) => h('option', { value: v, text: l })));
-  el.value = value;
+  const el = h('select', { id, testid: id });
+  refreshOptions(el, options, value);
   return el;
+}
+
+function refreshOptions(el, options, value) {
+  const known = options.some(([v]) => v === value);
+  // A filter from the address for a product not seen yet still shows as chosen.
+  const all = known || !value ? options : [...options, [value, value]];
+  el.replaceChildren(...all.map(([v, l]) => h('option', { value: v, text: l })));
+  el.value = value;
 }
 
 function incidentRow(incident) {
@@ -86,8 +89,8 @@ function incidentRow(incident) {
     h('td', {}, severityBadge(incident.severity)),
     h('td', { testid: 'incident-status', text: humanStatus(incident.status) }),
     h('td', { testid: 'incident-origin' },
-      h('div', { text: (incident.sources || []).map(productName).join(', ') || '—' }),
-      h('div', { class: 'muted small', text: originText(incident) }),
+      h('div', { text: productText(incident) || '—' }),
+      incident.origin ? h('div', { class: 'muted small', text: incident.origin }) : null,
       incident.tenant_id ? h('div', { class: 'muted small', text: `Tenant ${incident.tenant_id}` }) : null),
     h('td', { text: incident.assigned_to || '—' }),
     h('td', {}, timeEl(incident.last_update_at, '—')));
@@ -116,20 +119,20 @@ export async function incidentsPage() {
   const status = statusArea('incidents-status');
   const statusSelect = select('filter-status', INCIDENT_STATUSES, view.status);
   const severitySelect = select('filter-severity', SEVERITIES, view.severity);
-  const sourceSelect = select('filter-source', SOURCE_FILTERS, view.source);
+  const sourceSelect = select('filter-source', productOptions(view), view.source);
   const filters = h('form', { class: 'filters', testid: 'incident-filters', 'aria-label': 'Filter incidents' },
     h('div', { class: 'field inline' }, h('label', { for: 'filter-status', text: 'Status' }), statusSelect),
     h('div', { class: 'field inline' }, h('label', { for: 'filter-severity', text: 'Severity' }), severitySelect),
     h('div', { class: 'field inline' }, h('label', { for: 'filter-source', text: 'Product' }), sourceSelect),
     h('button', { type: 'submit', class: 'btn', testid: 'apply-filters', text: 'Apply filters' }));
   const ui = {
-    seq, status, table: h('div', { class: 'table-wrap' }),
+    seq, status, sourceSelect, table: h('div', { class: 'table-wrap' }),
     prev: h('button', { type: 'button', class: 'btn', testid: 'prev-page', text: '← Previous page' }),
     next: h('button', { type: 'button', class: 'btn', testid: 'next-page', text: 'Next page →' }),
     info: h('span', { class: 'muted', testid: 'page-info' }),
   };
   showPage('Incidents',
-    h('p', { class: 'lead', text: 'Incidents synced from your SIEM providers, most recently updated first. Providers reading Microsoft Graph see their tenant\'s Defender XDR incidents (Graph names no workspace); providers reading a workspace see that workspace\'s own.' }),
+    h('p', { class: 'lead', text: 'Incidents synced from your SIEM providers, most recently updated first. Each says which products raised it and where it was read from.' }),
     filters, status.el, ui.table,
     h('nav', { class: 'pager', 'aria-label': 'Incident pages' }, ui.prev, ui.info, ui.next));
 
@@ -177,6 +180,8 @@ async function loadPage(view, ui) {
     if (!stillOn(ui.seq)) return;
     const incidents = data.incidents || [];
     view.cursors[view.page + 1] = data.next_cursor || null;
+    rememberProducts(view, incidents);
+    refreshOptions(ui.sourceSelect, productOptions(view), view.source);
     clear(ui.table).append(incidentsTable(incidents, view));
     const total = typeof data.total === 'number' ? data.total : incidents.length;
     const first = view.page * view.pageSize + (incidents.length ? 1 : 0);

@@ -107,6 +107,10 @@ pub fn map_incident(incident: &Value, fallback_tenant: &str) -> Result<Incident,
     data.insert("tenant_id".into(), Value::String(tenant_id.to_owned()));
     // Graph's incidents are tenant-wide: it names no workspace.
     data.insert("scope".into(), Value::String("tenant".into()));
+    data.insert(
+        "origin".into(),
+        Value::String("Defender XDR (tenant-wide)".into()),
+    );
     for (key, value) in object {
         let renamed = match key.as_str() {
             "id" | "tenantId" | "alerts" => continue,
@@ -171,11 +175,28 @@ pub fn label_sources(incident: &mut Incident) {
     };
     let sources = distinct("service_source");
     let detection = distinct("detection_source");
+    let labels: Vec<&str> = sources.iter().map(|s| product_label(s)).collect();
     if let Some(data) = incident.data.as_object_mut() {
         data.insert("sources".into(), Value::from(sources.clone()));
+        data.insert("source_labels".into(), Value::from(labels));
         data.insert("detection_sources".into(), Value::from(detection));
     }
     incident.sources = sources;
+}
+
+/// How the console names a product (Graph's `serviceSource` values); others keep their code.
+pub(super) fn product_label(service_source: &str) -> &str {
+    match service_source {
+        "microsoftSentinel" => "Microsoft Sentinel",
+        "microsoftDefenderForEndpoint" => "Defender for Endpoint",
+        "microsoftDefenderForOffice365" => "Defender for Office 365",
+        "microsoftDefenderForIdentity" => "Defender for Identity",
+        "microsoftDefenderForCloudApps" => "Defender for Cloud Apps",
+        "microsoftDefenderForCloud" => "Defender for Cloud",
+        "azureAdIdentityProtection" => "Entra ID Protection",
+        "dataLossPrevention" => "Data Loss Prevention",
+        other => other,
+    }
 }
 
 pub fn map_alert(alert: &Value) -> Option<Alert> {
@@ -184,6 +205,12 @@ pub fn map_alert(alert: &Value) -> Option<Alert> {
     let last_update = parse_time(object.get("lastUpdateDateTime"))
         .or_else(|| parse_time(object.get("createdDateTime")))?;
     let mut data = Map::new();
+    if let Some(source) = object.get("serviceSource").and_then(Value::as_str) {
+        data.insert(
+            "product".into(),
+            Value::String(product_label(source).to_owned()),
+        );
+    }
     for (key, value) in object {
         let renamed = match key.as_str() {
             "id" => "external_id".to_owned(),

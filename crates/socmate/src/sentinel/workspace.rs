@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::SentinelConnection;
-use super::incidents::{MappingError, enum_value, label_sources, parse_time, snake};
+use super::incidents::{MappingError, enum_value, label_sources, parse_time, product_label, snake};
 use crate::siem::retry::with_retries;
 use crate::siem::{
     Alert, FetchError, Incident, IncidentSink, QueryError, QueryRequest, ReadReport, SyncWindow,
@@ -429,6 +429,10 @@ fn map_incident(
     );
     // Read from this workspace's own tables.
     data.insert("scope".into(), Value::String("workspace".into()));
+    data.insert(
+        "origin".into(),
+        Value::String(format!("Workspace {}", workspace_id.to_ascii_lowercase())),
+    );
     for (column, value) in record {
         let key = match column.as_str() {
             "TenantId" | "TimeGenerated" | "SourceSystem" | "Type" | "AlertIds" => continue,
@@ -535,9 +539,11 @@ fn map_alert(record: &Map<String, Value>) -> Option<Alert> {
         data.insert(key, value.clone());
     }
     if let Some(product) = text(record, "ProductName") {
+        let source = service_source(product);
+        data.insert("service_source".into(), Value::String(source.to_owned()));
         data.insert(
-            "service_source".into(),
-            Value::String(service_source(product).to_owned()),
+            "product".into(),
+            Value::String(product_label(source).to_owned()),
         );
     }
     Some(Alert {
@@ -605,6 +611,7 @@ mod tests {
         assert_eq!(data["comments"][0]["created_by_display_name"], "Kai");
         assert_eq!(data["workspace_id"], "c0ffee00-0000-4000-8000-00000000beef");
         assert_eq!(data["scope"], "workspace");
+        assert_eq!(data["origin"], "Workspace c0ffee00-0000-4000-8000-00000000beef");
         assert_eq!(data["incident_number"], 7);
         assert_eq!(data["last_update_at"], "2026-03-01T10:00:00.1234567Z");
         assert!(

@@ -611,7 +611,10 @@ mod tests {
         assert_eq!(data["comments"][0]["created_by_display_name"], "Kai");
         assert_eq!(data["workspace_id"], "c0ffee00-0000-4000-8000-00000000beef");
         assert_eq!(data["scope"], "workspace");
-        assert_eq!(data["origin"], "Workspace c0ffee00-0000-4000-8000-00000000beef");
+        assert_eq!(
+            data["origin"],
+            "Workspace c0ffee00-0000-4000-8000-00000000beef"
+        );
         assert_eq!(data["incident_number"], 7);
         assert_eq!(data["last_update_at"], "2026-03-01T10:00:00.1234567Z");
         assert!(

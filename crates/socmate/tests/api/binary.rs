@@ -105,11 +105,7 @@ async fn a_first_start_without_users_says_how_to_add_the_first_admin() {
             .args(["--email", "admin@example.com", "--role", "admin"]),
         "a long passphrase here",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::process::assert_succeeded(&out);
     let server = Server::start(&data, None, &[], "with-user.log").await;
     assert!(server.terminate().success());
     let log = std::fs::read_to_string(root.path().join("with-user.log")).unwrap();

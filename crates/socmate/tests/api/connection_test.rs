@@ -8,17 +8,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    CLIENT, Options, TENANT, With, connection_body, secret, spawn_app, spawn_app_with,
+    CLIENT, Options, TENANT, With, check, connection_body, secret, spawn_app, spawn_app_with,
 };
 
 const TEST: &str = "/api/admin/siem-providers/test";
-
-fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
-    result["checks"]
-        .as_array()
-        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} check in {result}"))
-}
 
 async fn test_with(app: &crate::helpers::TestApp, body: Value) -> Value {
     let reply = app.admin(Method::POST, TEST, Some(body)).await;
@@ -367,12 +360,9 @@ async fn a_national_cloud_asks_for_that_clouds_tokens() {
     let app = spawn_app().await;
     let mut body = crate::helpers::provider_body("Gov");
     body["cloud"] = json!("AzureUSGovernment");
-    let reply = app
-        .admin(Method::POST, "/api/admin/siem-providers", Some(body))
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED);
-    assert_eq!(reply.body["cloud"], "AzureUSGovernment");
-    let id = reply.body["id"].as_str().unwrap();
+    let created = app.create_provider_from(body).await;
+    assert_eq!(created["cloud"], "AzureUSGovernment");
+    let id = created["id"].as_str().unwrap();
     let result = app
         .admin(
             Method::POST,

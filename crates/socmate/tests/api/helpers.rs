@@ -265,12 +265,13 @@ impl TestApp {
 
     /// Creates a provider and returns its JSON.
     pub async fn create_provider(&self, name: &str) -> Value {
+        self.create_provider_from(provider_body(name)).await
+    }
+
+    /// Creates a provider from a whole body, asserting that it worked; returns its JSON.
+    pub async fn create_provider_from(&self, body: Value) -> Value {
         let reply = self
-            .admin(
-                Method::POST,
-                "/api/admin/siem-providers",
-                Some(provider_body(name)),
-            )
+            .admin(Method::POST, "/api/admin/siem-providers", Some(body))
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         reply.body
@@ -307,11 +308,7 @@ impl TestApp {
     /// Adds a console user through the real `socmate user add` (password on stdin).
     pub fn add_user(&self, email: &str, role: &str, password: &str) {
         let out = self.user_command(&["add", "--email", email, "--role", role], password);
-        assert!(
-            out.status.success(),
-            "user add failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::process::assert_succeeded(&out);
     }
 
     /// Runs `socmate user <args>` on this app's store, with `stdin` as its input.
@@ -399,6 +396,14 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One check of a connection test result, by name.
+pub fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} check in {result}"))
 }
 
 pub fn connection_body() -> Value {

@@ -335,11 +335,9 @@ async fn the_scheduler_syncs_the_default_and_opted_in_providers_only() {
     let plain = app.create_provider_id("Not opted in").await;
     let mut body = provider_body("Opted in");
     body["sync_incidents"] = json!(true);
-    let opted = app
-        .admin(Method::POST, "/api/admin/siem-providers", Some(body))
-        .await;
-    assert_eq!(opted.body["sync_incidents"], true);
-    let opted = opted.body["id"].as_str().unwrap().to_owned();
+    let opted = app.create_provider_from(body).await;
+    assert_eq!(opted["sync_incidents"], true);
+    let opted = opted["id"].as_str().unwrap().to_owned();
 
     let status = |id: String| {
         let app = &app;

@@ -338,11 +338,7 @@ async fn rolling_key_rotation_across_two_replicas_under_load_fails_no_request() 
             .env("SOCMATE_MASTER_KEYS", keys)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::process::assert_succeeded(&out);
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
 

@@ -135,12 +135,17 @@ pub fn issue_token(data_dir: &Path, role: &str) -> String {
         ])
         .output()
         .unwrap();
+    crate::process::assert_succeeded(&out);
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Asserts that a CLI command exited successfully, showing its stderr when it did not.
+pub fn assert_succeeded(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// Runs `command` with `stdin` as its input (e.g. a password for `socmate user add`).

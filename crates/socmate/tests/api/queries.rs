@@ -55,11 +55,10 @@ pub async fn query_app(options: Options) -> TestApp {
 pub async fn provider_on(app: &TestApp, name: &str, workspace: &str) -> String {
     let mut body = provider_body(name);
     body["workspace_id"] = json!(workspace);
-    let reply = app
-        .admin(Method::POST, "/api/admin/siem-providers", Some(body))
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.body["id"].as_str().unwrap().to_owned()
+    app.create_provider_from(body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn workspaces_queried(app: &TestApp) -> Vec<String> {

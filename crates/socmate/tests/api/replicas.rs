@@ -60,11 +60,7 @@ async fn three_replicas_racing_keep_exactly_one_default() {
             .arg("migrate")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::process::assert_succeeded(&out);
         assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
     }
     let replicas = [a, b, c];

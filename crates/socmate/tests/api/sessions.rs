@@ -444,11 +444,7 @@ async fn a_password_reset_or_removal_ends_the_users_sessions() {
     let new_password = "a brand new passphrase";
 
     let out = app.user_command(&["passwd", "--email", "Analyst@example.com"], new_password);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::process::assert_succeeded(&out);
     let (status, _) = with_cookie(&app, Method::GET, "/api/auth/me", &cookie, false, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the old session ended");
     let old = app.login("analyst@example.com", PASSWORD).await;
@@ -464,11 +460,7 @@ async fn a_password_reset_or_removal_ends_the_users_sessions() {
     );
 
     let out = app.user_command(&["remove", "--email", "analyst@example.com"], "");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::process::assert_succeeded(&out);
     let (status, _) = with_cookie(&app, Method::GET, "/api/auth/me", &cookie, false, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let gone = app.login("analyst@example.com", new_password).await;

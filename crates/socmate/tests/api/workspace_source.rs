@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use socmate::incidents::RunOutcome;
 
 use crate::helpers::{
-    CLIENT, Options, TENANT, TestApp, WORKSPACE, With, provider_body, secret, spawn_app_with,
+    CLIENT, Options, TENANT, TestApp, WORKSPACE, With, check, provider_body, secret, spawn_app_with,
 };
 
 const OTHER_WORKSPACE: &str = "c0ffee00-0000-4000-8000-0000000000b2";
@@ -92,21 +92,6 @@ async fn listed(app: &TestApp, provider: &str) -> BTreeMap<String, Value> {
     }
 }
 
-async fn create(app: &TestApp, body: Value) -> Value {
-    let reply = app
-        .admin(Method::POST, "/api/admin/siem-providers", Some(body))
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.body
-}
-
-fn check<'a>(result: &'a Value, name: &str) -> &'a Value {
-    result["checks"]
-        .as_array()
-        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} check in {result}"))
-}
-
 /// A workspace Graph knows nothing of: every incident arrives through its tables, at its latest
 /// row, with its alerts, in keyset pages (ties on `LastModifiedTime` included); a second run
 /// after changes stores the changes and nothing twice.
@@ -141,7 +126,7 @@ async fn a_non_onboarded_workspaces_incidents_arrive_through_the_workspace_sourc
     let body = provider_body("Branch office")
         .with("workspace_id", json!(OTHER_WORKSPACE))
         .with("incident_source", json!("workspace"));
-    let provider = create(&app, body).await;
+    let provider = app.create_provider_from(body).await;
     assert_eq!(provider["incident_source"], "workspace");
     let id = provider["id"].as_str().unwrap().to_owned();
 
@@ -349,7 +334,7 @@ async fn a_china_provider_reads_its_workspace_and_tests_healthy_without_graph() 
         refused.body
     );
 
-    let provider = create(&app, china).await;
+    let provider = app.create_provider_from(china).await;
     assert_eq!(provider["incident_source"], "workspace");
     let id = provider["id"].as_str().unwrap();
     let reply = app

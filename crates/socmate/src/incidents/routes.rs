@@ -102,10 +102,14 @@ async fn list(
             if !well_formed {
                 return Err(page::invalid_cursor());
             }
-            Ok::<_, ApiError>((
-                ns.parse::<i64>().map_err(|_| page::invalid_cursor())?,
-                id.to_owned(),
-            ))
+            // Nineteen digits may exceed i64 (the schema cannot say so): such a position lies
+            // beyond every stored update, so it is clamped rather than refused.
+            let ns = ns.parse::<i64>().unwrap_or(if ns.starts_with('-') {
+                i64::MIN
+            } else {
+                i64::MAX
+            });
+            Ok::<_, ApiError>((ns, id.to_owned()))
         })
         .transpose()?;
     let updated_since_ns = match q.updated_since.as_deref() {

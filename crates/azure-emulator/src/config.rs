@@ -34,6 +34,11 @@ pub struct EmulatorConfig {
     /// with HTTP 500, as it did every time on a ~45k-user tenant (elastic/integrations#18144).
     /// `None` (the default): every expansion succeeds.
     pub graph_expand_alert_limit: Option<usize>,
+    /// The origin Graph writes into `@odata.nextLink`, when not the one the request came to.
+    /// Graph itself always links to its own origin; this models a page rewritten on its way (a
+    /// TLS-intercepting proxy, a compromised upstream), which a client must not follow — for
+    /// instance one carrying `user:password@`. `None` (the default): the request's own origin.
+    pub graph_next_link_base: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -43,6 +48,7 @@ impl Default for EmulatorConfig {
             token_lifetime_secs: 3599,
             graph_max_skip: Some(500),
             graph_expand_alert_limit: None,
+            graph_next_link_base: None,
         }
     }
 }

@@ -816,6 +816,7 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, resource: Resou
     let end = opts.skip.saturating_add(opts.top).min(total) as usize;
     let (max_skip, expand_limit) =
         shared.with_config(|c| (c.graph_max_skip, c.graph_expand_alert_limit));
+    let next_link_base = shared.with_config(|c| c.graph_next_link_base.clone());
     let page: Vec<Value> = items[start..end]
         .iter()
         .map(|key| {
@@ -849,7 +850,12 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, resource: Resou
     if opts.top > 0 && (end as u64) < total && !deep {
         body.insert(
             "@odata.nextLink".to_owned(),
-            Value::String(next_link(&base, resource, &opts.pairs, end as u64)),
+            Value::String(next_link(
+                next_link_base.as_deref().unwrap_or(&base),
+                resource,
+                &opts.pairs,
+                end as u64,
+            )),
         );
     }
     body.insert("value".to_owned(), Value::Array(page));

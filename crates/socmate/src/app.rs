@@ -65,10 +65,36 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// Answers connections past the cap: health probes, and a fast 503 for the rest.
+    overflow: Router,
+    connections: crate::http::server::ConnectionLimits,
+    audit_retention: Option<std::time::Duration>,
     db: Db,
     sync: IncidentSync,
     /// Stops background work (the sync scheduler and runs) when the server shuts down.
     background: CancellationToken,
+}
+
+/// Where to serve: bound last, after every start-up check.
+enum Listen {
+    Address(std::net::SocketAddr),
+    Bound(TcpListener),
+}
+
+impl Listen {
+    async fn bind(self) -> Result<TcpListener, StartupError> {
+        match self {
+            Self::Bound(listener) => Ok(listener),
+            Self::Address(addr) => {
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -77,15 +103,12 @@ struct Health {
 }
 
 impl Application {
+    /// Checks everything, then binds `settings.listen`: a server that cannot start (a wrong
+    /// master key, an unreachable database) never opens its port, not even briefly.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen.to_string(),
-                    source,
-                })?;
-        Self::build_with_listener(settings, listener).await
+        let registry = crate::provider_types::registry(&settings.provider_types)?;
+        let address = settings.listen;
+        Self::assemble(settings, Listen::Address(address), registry).await
     }
 
     /// Like [`build`](Self::build) on a listener the caller bound (tests use port 0). The
@@ -103,6 +126,14 @@ impl Application {
     pub async fn build_with_registry(
         settings: Settings,
         listener: TcpListener,
+        registry: Registry,
+    ) -> Result<Self, StartupError> {
+        Self::assemble(settings, Listen::Bound(listener), registry).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        listen: Listen,
         registry: Registry,
     ) -> Result<Self, StartupError> {
         create_data_dir(&settings.data_dir)?;
@@ -124,7 +155,15 @@ impl Application {
                  secrets cannot be decrypted. In production pass SOCMATE_MASTER_KEY explicitly."
             ),
             KeySource::File(path) => {
-                tracing::info!(active_key_id = active, key_ids, path = %path.display(), "master keys loaded from file")
+                tracing::info!(active_key_id = active, key_ids, path = %path.display(), "master keys loaded from file");
+                if crate::private_files::readable_by_others(path) {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the master key file is readable by other users of this machine; \
+                         restrict it with: chmod 600 {}",
+                        path.display()
+                    );
+                }
             }
             KeySource::Environment => {
                 tracing::info!(
@@ -161,7 +200,7 @@ impl Application {
         );
         let accounts = Accounts {
             db: db.clone(),
-            sign_in_limiter: Arc::new(RateLimiter::per_minute(settings.sign_in_rate)),
+            sign_in_limits: Arc::new(crate::accounts::SignInLimits::new(settings.sign_in_rate)),
         };
         let write_limiter = Arc::new(RateLimiter::per_minute(settings.write_rate));
         let trusted_proxies = Arc::new(settings.trusted_proxies.clone());
@@ -179,9 +218,13 @@ impl Application {
             write_limiter,
             trusted_proxies,
         });
+        let listener = listen.bind().await?;
         Ok(Self {
             listener,
             router,
+            overflow: overflow_router(db.clone()),
+            connections: settings.connections.clone(),
+            audit_retention: settings.audit_retention,
             db,
             sync,
             background,
@@ -201,18 +244,28 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, database = self.db.backend_name(), "socmate listening");
         let scheduler = tokio::spawn(self.sync.clone().run_scheduler());
+        let housekeeping = tokio::spawn(prune_audit_log(
+            self.db.clone(),
+            self.audit_retention,
+            self.background.clone(),
+        ));
         let background = self.background.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.cancelled().await;
-                background.cancel();
-            })
-            .await;
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            background.cancel();
+        });
+        crate::http::server::serve(
+            self.listener,
+            self.router,
+            self.overflow,
+            self.connections,
+            shutdown,
+        )
+        .await;
         self.background.cancel();
         let _ = scheduler.await;
+        let _ = housekeeping.await;
         // A sync run still holding a connection is abandoned, not awaited: its lease expires.
         if tokio::time::timeout(DB_CLOSE_GRACE, self.db.close())
             .await
@@ -220,7 +273,24 @@ impl Application {
         {
             tracing::warn!("database connections still busy at shutdown; closing anyway");
         }
-        result
+        Ok(())
+    }
+}
+
+/// Prunes audit entries older than `retention` at start and hourly, until `stop`.
+async fn prune_audit_log(db: Db, retention: Option<std::time::Duration>, stop: CancellationToken) {
+    let Some(retention) = retention else { return };
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = hourly.tick() => {}
+        }
+        match crate::audit::prune(&db, retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned audit entries past their retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the audit log; retrying in an hour"),
+        }
     }
 }
 
@@ -256,11 +326,12 @@ fn instance_id(data_dir: &std::path::Path) -> Result<String, StartupError> {
         path: path.display().to_string(),
         source,
     };
+    crate::private_files::restrict(&path).map_err(io_error)?;
     match std::fs::read_to_string(&path) {
         Ok(id) if crate::id::ResourceId::parse(id.trim()).is_some() => Ok(id.trim().to_owned()),
         Ok(_) | Err(_) => {
             let id = crate::id::ResourceId::generate().to_string();
-            std::fs::write(&path, &id).map_err(io_error)?;
+            crate::private_files::write(&path, id.as_bytes()).map_err(io_error)?;
             Ok(id)
         }
     }
@@ -392,6 +463,28 @@ pub fn router(services: Services) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(
+            crate::telemetry::keep_plain_request_id,
+        ))
+}
+
+/// What a connection past the cap is served: the health probes as usual, a 503 for the rest.
+fn overflow_router(db: Db) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(Health { db }))
+        .fallback(|| async {
+            let mut response = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                "the server is at its connection limit; retry shortly",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        })
 }
 
 async fn healthz() -> impl IntoResponse {

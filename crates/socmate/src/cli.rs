@@ -237,24 +237,20 @@ fn migrate(data: &DataArgs) -> ExitCode {
 
 fn add_user(data: &DataArgs, email: &str, role: Role) -> ExitCode {
     crate::telemetry::init(crate::config::LogFormat::Text);
-    if let Err(message) = check_email(email) {
-        return fail(message);
-    }
+    let email = match check_email(email) {
+        Ok(email) => email,
+        Err(message) => return fail(&message),
+    };
     let hash = match read_password_hash() {
         Ok(hash) => hash,
         Err(message) => return fail(&message),
     };
-    let email = email.trim().to_owned();
     with_database(data, |db, _| async move {
         db.migrate().await.map_err(|e| e.to_string())?;
         let ctx = operator("socmate user add");
         match accounts::store::add_user(&db, &email, role, &hash, &ctx).await {
             Ok(_) => {
-                println!(
-                    "added {} user {}",
-                    crate::audit::role_name(role),
-                    email.to_lowercase()
-                );
+                println!("added {} user {}", crate::audit::role_name(role), email);
                 Ok(())
             }
             Err(StoreError::UniqueViolation) => {
@@ -449,19 +445,21 @@ where
     })
 }
 
-fn check_email(email: &str) -> Result<(), &'static str> {
-    let email = email.trim();
-    if email.is_empty() || !email.contains('@') || email.chars().any(char::is_control) {
-        return Err("--email must be an email address such as admin@example.com");
+/// The email in the canonical form it is stored and compared in (`text::label`, lowercased).
+fn check_email(email: &str) -> Result<String, String> {
+    let email = crate::text::label(email, 254).map_err(|e| format!("--email {e}"))?;
+    if !email.contains('@') || email.contains(' ') {
+        return Err("--email must be an email address such as admin@example.com".to_owned());
     }
-    Ok(())
+    Ok(accounts::store::normalize_email(&email))
 }
 
 fn issue_token(data: &DataArgs, email: &str, role: Role, ttl: Duration) -> ExitCode {
-    if let Err(message) = check_email(email) {
-        return fail(message);
-    }
-    let email = email.trim();
+    let email = match check_email(email) {
+        Ok(email) => email,
+        Err(message) => return fail(&message),
+    };
+    let email = email.as_str();
     let data_dir = &data.data_dir;
     if let Err(e) = std::fs::create_dir_all(data_dir) {
         return fail(&format!(

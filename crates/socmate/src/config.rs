@@ -52,7 +52,8 @@ pub struct ServeArgs {
     /// Connection tests per minute per caller, per replica.
     #[arg(long, env = "SOCMATE_CONNECTION_TEST_RATE", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub connection_test_rate: u32,
-    /// Sign-in attempts per minute per client address and per email, per replica.
+    /// Sign-in attempts per minute per client address, per replica; failures for one account
+    /// are limited per address and, more slowly, account-wide (see docs/security.md).
     #[arg(long, env = "SOCMATE_SIGN_IN_RATE", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
     pub sign_in_rate: u32,
     /// State-changing API requests per minute per caller, per replica.
@@ -70,6 +71,23 @@ pub struct ServeArgs {
     /// Days the first sync of a provider reads back.
     #[arg(long, env = "SOCMATE_SYNC_FIRST_WINDOW_DAYS", default_value = "7", value_parser = clap::value_parser!(u64).range(..=36_500))]
     pub sync_first_window_days: u64,
+    /// Seconds a client has to send a request's headers; also how long a kept-alive connection
+    /// may sit idle.
+    #[arg(long, env = "SOCMATE_HTTP_HEADER_TIMEOUT", default_value = "10", value_parser = seconds_between_1_and_3600)]
+    pub http_header_timeout: Duration,
+    /// Seconds a request body may stall between two of its parts.
+    #[arg(long, env = "SOCMATE_HTTP_BODY_TIMEOUT", default_value = "30", value_parser = seconds_between_1_and_3600)]
+    pub http_body_timeout: Duration,
+    /// Connections served at once; beyond it health probes still answer and other requests get
+    /// a fast 503. Keep it well below the process's open-file limit.
+    #[arg(long, env = "SOCMATE_MAX_CONNECTIONS", default_value = "512", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Seconds shutdown waits for requests in flight before closing their connections.
+    #[arg(long, env = "SOCMATE_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds_between_1_and_3600)]
+    pub shutdown_grace: Duration,
+    /// Days the audit log keeps its entries; older ones are pruned hourly. 0 keeps them forever.
+    #[arg(long, env = "SOCMATE_AUDIT_RETENTION_DAYS", default_value = "365", value_parser = clap::value_parser!(u64).range(..=36_500))]
+    pub audit_retention_days: u64,
     /// Log format on stderr.
     #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -85,6 +103,13 @@ fn test_timeout(value: &str) -> Result<Duration, String> {
     match value.trim().parse::<f64>() {
         Ok(secs) if (0.1..=120.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
         _ => Err("must be a number of seconds between 0.1 and 120".to_owned()),
+    }
+}
+
+fn seconds_between_1_and_3600(value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<u64>() {
+        Ok(secs @ 1..=3600) => Ok(Duration::from_secs(secs)),
+        _ => Err("must be a whole number of seconds between 1 and 3600".to_owned()),
     }
 }
 
@@ -158,6 +183,9 @@ pub struct Settings {
     pub query_row_cap: usize,
     pub log_format: LogFormat,
     pub trusted_proxies: TrustedProxies,
+    pub connections: crate::http::server::ConnectionLimits,
+    /// How long audit entries are kept; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
     pub sync: crate::incidents::SyncSettings,
     pub provider_types: ProviderTypeArgs,
     pub secrets: Secrets,
@@ -178,6 +206,14 @@ impl Settings {
             query_row_cap: usize::try_from(args.query_row_cap).unwrap_or(usize::MAX),
             log_format: args.log_format,
             trusted_proxies: args.trusted_proxies.unwrap_or_default(),
+            connections: crate::http::server::ConnectionLimits {
+                header_timeout: args.http_header_timeout,
+                body_timeout: args.http_body_timeout,
+                max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+                shutdown_grace: args.shutdown_grace,
+            },
+            audit_retention: (args.audit_retention_days > 0)
+                .then(|| Duration::from_secs(args.audit_retention_days.saturating_mul(86_400))),
             sync: crate::incidents::SyncSettings {
                 interval: Duration::from_secs(args.sync_interval),
                 lookback: Duration::from_secs(args.sync_lookback),

@@ -21,16 +21,48 @@ struct Bucket {
 impl RateLimiter {
     /// `per_minute` calls per caller, with bursts up to the same number.
     pub fn per_minute(per_minute: u32) -> Self {
-        let capacity = f64::from(per_minute.max(1));
+        Self::refilling(per_minute, Duration::from_secs(60))
+    }
+
+    /// Bursts of `capacity` calls per caller, refilled evenly over `refill`.
+    pub fn refilling(capacity: u32, refill: Duration) -> Self {
+        let capacity = f64::from(capacity.max(1));
         Self {
             capacity,
-            per_second: capacity / 60.0,
+            per_second: capacity / refill.as_secs_f64().max(1e-3),
             buckets: Mutex::default(),
         }
     }
 
     /// Takes one call for `key`, or says how long until one is available.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.with_bucket(key, |tokens| {
+            if *tokens >= 1.0 {
+                *tokens -= 1.0;
+            }
+        })
+        .map(|_| ())
+    }
+
+    /// Whether `key` has a call left, without taking it.
+    pub fn available(&self, key: &str) -> Result<(), Duration> {
+        self.with_bucket(key, |_| {}).map(|_| ())
+    }
+
+    /// Takes one call for `key` if it has one (failures spend; they are never refused).
+    pub fn spend(&self, key: &str) {
+        let _ = self.check(key);
+    }
+
+    /// Whether `key` has spent nothing that is not refilled yet.
+    pub fn is_untouched(&self, key: &str) -> bool {
+        self.with_bucket(key, |_| {})
+            .is_ok_and(|tokens| tokens >= self.capacity)
+    }
+
+    /// Refills `key`'s bucket to now and applies `change` to its tokens; `Ok(tokens before the
+    /// change)` when a call was available, else how long until one is.
+    fn with_bucket(&self, key: &str, change: impl FnOnce(&mut f64)) -> Result<f64, Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the map from growing without bound: drop callers whose buckets are full again.
@@ -48,13 +80,12 @@ impl RateLimiter {
             + now.duration_since(bucket.updated).as_secs_f64() * self.per_second)
             .min(self.capacity);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
+        let before = bucket.tokens;
+        change(&mut bucket.tokens);
+        if before >= 1.0 {
+            Ok(before)
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.per_second,
-            ))
+            Err(Duration::from_secs_f64((1.0 - before) / self.per_second))
         }
     }
 }
@@ -75,5 +106,19 @@ mod tests {
             "{wait:?}"
         );
         assert!(limiter.check("b").is_ok());
+    }
+
+    #[test]
+    fn peeking_takes_nothing_and_spending_never_refuses() {
+        let limiter = RateLimiter::refilling(2, Duration::from_secs(3600));
+        assert!(limiter.is_untouched("a"));
+        assert!(limiter.available("a").is_ok());
+        limiter.spend("a");
+        assert!(!limiter.is_untouched("a"));
+        assert!(limiter.available("a").is_ok());
+        limiter.spend("a");
+        limiter.spend("a");
+        assert!(limiter.available("a").is_err());
+        assert!(limiter.is_untouched("b"));
     }
 }

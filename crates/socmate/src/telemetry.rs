@@ -41,6 +41,32 @@ pub async fn scope_request_id(
     }
 }
 
+/// The longest `x-request-id` a caller may choose.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Drops a caller's `x-request-id` unless it is short and plain (letters, digits, `-._:`), so
+/// that `SetRequestIdLayer` replaces it with a fresh UUID: a caller's id lands in the audit log
+/// and every log line of the request, and an anonymous caller must not choose how large those
+/// grow or put control characters in them.
+pub fn keep_plain_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let plain = |v: &axum::http::HeaderValue| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_LEN
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(b))
+    };
+    let headers = request.headers_mut();
+    let ids = headers.get_all("x-request-id");
+    let mut ids = ids.iter();
+    let keep = ids.next().is_some_and(plain) && ids.next().is_none();
+    if !keep {
+        headers.remove("x-request-id");
+    }
+    request
+}
+
 /// The request id of the request being served by this task, if any.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()

@@ -8,6 +8,7 @@
 //! form cannot set (see `auth::authenticate`).
 
 mod password;
+mod sign_in_limits;
 pub mod store;
 
 use std::sync::Arc;
@@ -24,12 +25,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use password::{MIN_PASSWORD_LEN, PasswordError, hash as hash_password};
+pub use sign_in_limits::SignInLimits;
 
 use crate::audit::{self, AuditContext};
 use crate::auth::{AuthUser, Role};
 use crate::http::client_addr::ClientAddr;
 use crate::http::{ApiError, AppJson};
-use crate::rate_limit::RateLimiter;
 use crate::store::Db;
 
 pub const SESSION_COOKIE: &str = "socmate_session";
@@ -41,8 +42,7 @@ const INVALID_CREDENTIALS: &str = "The email or password is incorrect.";
 #[derive(Clone)]
 pub struct Accounts {
     pub db: Db,
-    /// Sign-in attempts per client address and per email.
-    pub sign_in_limiter: Arc<RateLimiter>,
+    pub sign_in_limits: Arc<SignInLimits>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -92,16 +92,8 @@ async fn login(
         .collect();
     let ctx = audit::context_for(&parts, attempted.clone(), "none");
     let client = client_addr(&parts);
-    let limited = accounts
-        .sign_in_limiter
-        .check(&format!("addr:{client}"))
-        .and_then(|()| {
-            accounts
-                .sign_in_limiter
-                .check(&format!("email:{attempted}"))
-        });
-    if let Err(wait) = limited {
-        audit::record(&accounts.db, &ctx, "auth.login", None, "rate_limited", None).await?;
+    if let Err(wait) = accounts.sign_in_limits.admit(&attempted, &client) {
+        audit::record_refusal(&accounts.db, &ctx, "auth.login", "rate_limited", None).await?;
         return Err(ApiError::rate_limited(
             "Too many sign-in attempts; wait before trying again.",
             wait,
@@ -116,7 +108,8 @@ async fn login(
             .await
             .unwrap_or(false);
     let Some(user) = user.filter(|_| verified) else {
-        audit::record(&accounts.db, &ctx, "auth.login", None, "failure", None).await?;
+        accounts.sign_in_limits.failed(&attempted, &client);
+        audit::record_refusal(&accounts.db, &ctx, "auth.login", "failure", None).await?;
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",

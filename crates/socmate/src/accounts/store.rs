@@ -29,9 +29,11 @@ fn parse_role(raw: &str) -> Result<Role, StoreError> {
     }
 }
 
-/// Emails are compared case-insensitively: stored and looked up lowercased.
+/// Emails are compared in NFKC form, case-insensitively: stored and looked up that way, so a
+/// full-width or otherwise look-alike spelling finds (and conflicts with) the same user.
 pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
+    use unicode_normalization::UnicodeNormalization as _;
+    email.nfkc().collect::<String>().trim().to_lowercase()
 }
 
 /// Inserts a user and its `user.add` audit row in one transaction; `Err(UniqueViolation)` when

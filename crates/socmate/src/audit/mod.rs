@@ -1,6 +1,12 @@
 //! The admin audit log: every admin action, in the same transaction as the change it
-//! describes (no audit row, no change), plus refused admin requests. Never a secret: rows hold
-//! ids, names and outcome codes only.
+//! describes (no audit row, no change), plus refused admin requests and sign-ins. Never a
+//! secret: rows hold ids, names and outcome codes only.
+//!
+//! What an unauthenticated or refused caller can make us write is bounded: request ids are
+//! short by the time they get here (`telemetry::keep_plain_request_id`), caller text is cut to
+//! [`MAX_CALLER_TEXT`] characters, and the same refusal repeated by one caller within
+//! [`REFUSAL_WINDOW`] adds to one row's `count` instead of writing a row per attempt. Rows older
+//! than the retention period are pruned ([`prune`]).
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -14,7 +20,7 @@ use utoipa_axum::routes;
 use crate::auth::{AuthUser, Role};
 use crate::http::client_addr::ClientAddr;
 use crate::http::{ApiError, AppQuery, page};
-use crate::providers::model::timestamp;
+use crate::providers::model::{optional_timestamp, timestamp};
 use crate::store::{Db, StoreError, with_db};
 
 /// Who is acting, from where, in which request.
@@ -86,6 +92,76 @@ macro_rules! audit_row {
 }
 pub(crate) use audit_row;
 
+/// The most characters of caller-chosen text (a path, an attempted email) an audit row keeps.
+pub const MAX_CALLER_TEXT: usize = 256;
+
+/// Repeats of one refusal from one caller within this window share a row.
+pub const REFUSAL_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// `text` cut to [`MAX_CALLER_TEXT`] characters, marked when cut.
+pub fn caller_text(text: &str) -> String {
+    match text.char_indices().nth(MAX_CALLER_TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Records a refused attempt (a denied route, a failed or rate-limited sign-in). The same
+/// refusal from the same caller and address within [`REFUSAL_WINDOW`] counts on the latest
+/// row (`count`, `last_at`), so a flood of attempts costs one row per window.
+pub async fn record_refusal(
+    db: &Db,
+    ctx: &AuditContext,
+    action: &str,
+    outcome: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let actor = caller_text(&ctx.actor);
+    let detail = detail.map(caller_text);
+    let counted = with_db!(db, |pool| {
+        sqlx::query(
+            "UPDATE audit_log SET count = count + 1, last_at = $1 WHERE seq = (\
+               SELECT seq FROM audit_log WHERE actor = $2 AND action = $3 AND outcome = $4 \
+               AND client_addr IS NOT DISTINCT FROM $5 AND detail IS NOT DISTINCT FROM $6 \
+               AND at >= $7 ORDER BY seq DESC LIMIT 1)",
+        )
+        .bind(now)
+        .bind(&actor)
+        .bind(action)
+        .bind(outcome)
+        .bind(ctx.client_addr.as_deref())
+        .bind(detail.as_deref())
+        .bind(now - REFUSAL_WINDOW)
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    if counted == 0 {
+        let ctx = AuditContext {
+            actor,
+            ..ctx.clone()
+        };
+        record(db, &ctx, action, None, outcome, detail.as_deref()).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the rows older than `retention`; returns how many went.
+pub async fn prune(db: &Db, retention: std::time::Duration) -> Result<u64, StoreError> {
+    let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
+        return Ok(0);
+    };
+    Ok(with_db!(db, |pool| {
+        sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    }))
+}
+
 /// Records an action that changed nothing (a refusal, a failed change, a connection test).
 pub async fn record(
     db: &Db,
@@ -117,6 +193,15 @@ pub struct AuditEntry {
     pub detail: Option<String>,
     pub request_id: Option<String>,
     pub client_addr: Option<String>,
+    /// How many times this happened: refusals repeated within ten minutes share a row.
+    pub count: i64,
+    /// When the last of `count` repeats happened (absent for a single event).
+    #[serde(
+        serialize_with = "optional_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -158,7 +243,7 @@ async fn list(
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = page::limit(q.limit, 200)?;
     let before = page::seq_cursor(q.cursor.as_deref())?;
-    let sql = "SELECT seq, at, actor, actor_role, action, target_id, outcome, detail, request_id, client_addr \
+    let sql = "SELECT seq, at, actor, actor_role, action, target_id, outcome, detail, request_id, client_addr, count, last_at \
                FROM audit_log WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR action = $2) \
                AND ($3 IS NULL OR target_id = $3) AND ($4 IS NULL OR seq < $4) ORDER BY seq DESC LIMIT $5";
     let mut entries: Vec<AuditEntry> = with_db!(&db, |pool| {

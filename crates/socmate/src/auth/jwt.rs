@@ -110,7 +110,7 @@ impl JwtKeys {
                 let mut bytes = [0u8; 32];
                 fill_random(&mut bytes);
                 let secret = SecretString::from(STANDARD.encode(bytes));
-                match crate::crypto::write_private_file(&path, secret.expose_secret().as_bytes()) {
+                match crate::private_files::write_new(&path, secret.expose_secret().as_bytes()) {
                     Ok(()) => Self::from_secret(secret.expose_secret().as_bytes()),
                     // Another process (a `token issue` racing `serve`) created it first.
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -139,14 +139,24 @@ impl JwtKeys {
             .map_err(|_| AuthError::Invalid)
     }
 
+    /// Checks the signature and claims, and that the token could have been issued here: a
+    /// lifetime (`exp - iat`) within [`MAX_TTL`] and an `iat` not in the future beyond the
+    /// leeway. The signing key alone must not mint a token that outlives every rotation policy.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid,
-            })
+            })?;
+        let max_lifetime = i64::try_from(MAX_TTL.as_secs()).unwrap_or(i64::MAX);
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
+        let issued_in_future = claims.iat > Utc::now().timestamp().saturating_add(leeway);
+        if claims.exp.saturating_sub(claims.iat) > max_lifetime || issued_in_future {
+            return Err(AuthError::Invalid);
+        }
+        Ok(claims)
     }
 }
 
@@ -226,6 +236,12 @@ mod tests {
             ("aud", serde_json::json!("other-api")),
             ("role", serde_json::json!("root")),
             ("nbf", serde_json::json!(Utc::now().timestamp() + 3600)),
+            // Signed with the real key, but no server here would have issued these.
+            (
+                "exp",
+                serde_json::json!(Utc::now().timestamp() + 100 * 365 * 86_400),
+            ),
+            ("iat", serde_json::json!(Utc::now().timestamp() + 3600)),
         ] {
             let mut c = valid_claims();
             c[field] = value;
@@ -245,6 +261,26 @@ mod tests {
         for (what, token) in cases {
             assert_eq!(k.verify(&token).unwrap_err(), AuthError::Invalid, "{what}");
         }
+    }
+
+    #[test]
+    fn the_longest_lifetime_issued_is_accepted() {
+        let mut c = valid_claims();
+        let now = Utc::now().timestamp();
+        c["exp"] = serde_json::json!(now + i64::try_from(MAX_TTL.as_secs()).unwrap());
+        c["iat"] = serde_json::json!(now - 10);
+        assert!(
+            keys()
+                .verify(&forge(&c, Algorithm::HS256, &[7u8; 32]))
+                .is_err(),
+            "10 s too long"
+        );
+        c["iat"] = serde_json::json!(now);
+        assert!(
+            keys()
+                .verify(&forge(&c, Algorithm::HS256, &[7u8; 32]))
+                .is_ok()
+        );
     }
 
     #[test]

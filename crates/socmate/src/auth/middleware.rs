@@ -108,7 +108,7 @@ pub async fn require_admin(
             .get::<axum::extract::OriginalUri>()
             .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned());
         let what = format!("{} {path}", parts.method);
-        crate::audit::record(&db, &ctx, "access.denied", None, "denied", Some(&what)).await?;
+        crate::audit::record_refusal(&db, &ctx, "access.denied", "denied", Some(&what)).await?;
         return Err(ApiError::forbidden("this endpoint requires the admin role"));
     }
     Ok(next.run(request).await)

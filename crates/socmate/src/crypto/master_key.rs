@@ -1,7 +1,6 @@
 //! The master key: where it comes from, and how it is identified without revealing it.
 
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest;
@@ -143,12 +142,11 @@ impl MasterKey {
     pub fn generate_into(data_dir: &Path) -> Result<(Self, PathBuf), MasterKeyError> {
         let key = Self::generate();
         let path = data_dir.join(KEY_FILE_NAME);
-        write_private_file(&path, key.to_base64().expose_secret().as_bytes()).map_err(
-            |source| MasterKeyError::Write {
+        crate::private_files::write_new(&path, key.to_base64().expose_secret().as_bytes())
+            .map_err(|source| MasterKeyError::Write {
                 path: path.clone(),
                 source,
-            },
-        )?;
+            })?;
         Ok((key, path))
     }
 }
@@ -163,21 +161,6 @@ fn decode(text: &str) -> Option<[u8; KEY_LEN]> {
         .decode(text.trim())
         .ok()
         .and_then(|bytes| <[u8; KEY_LEN]>::try_from(bytes.as_slice()).ok())
-}
-
-/// Creates `path` readable by its owner only; fails if it already exists.
-pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }
 
 #[cfg(test)]

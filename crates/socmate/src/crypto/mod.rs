@@ -19,7 +19,6 @@ use secrecy::SecretString;
 
 pub use key_check::{KeyCheckError, ensure_keys_in_use_are_loaded, load_verified_keyring};
 pub use keyring::{Keyring, envelope_key_id};
-pub(crate) use master_key::write_private_file;
 pub use master_key::{KEY_FILE_NAME, KeySource, MasterKey, MasterKeyError};
 
 const ENVELOPE_VERSION: &str = "v1";

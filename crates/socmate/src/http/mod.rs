@@ -5,6 +5,7 @@ pub mod client_addr;
 mod error;
 mod extract;
 pub mod page;
+pub mod server;
 
 pub(crate) use error::Problem;
 pub use error::{ApiError, FieldError};

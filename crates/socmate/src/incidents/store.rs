@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::id::ResourceId;
-use crate::providers::model::timestamp;
+use crate::providers::model::optional_timestamp;
 use crate::siem::Incident;
 use crate::siem::incidents::nanos;
 use crate::store::{Db, StoreError, in_write_tx, with_db};
@@ -410,16 +410,6 @@ pub struct SyncStatus {
 pub struct SyncErrorBody {
     pub code: String,
     pub message: String,
-}
-
-fn optional_timestamp<S: serde::Serializer>(
-    t: &Option<DateTime<Utc>>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => timestamp(t, s),
-        None => s.serialize_none(),
-    }
 }
 
 type StatusRow = (

@@ -223,7 +223,8 @@ impl IncidentSync {
             lease: lease.clone(),
             counts: (0, 0, 0),
             newest: None,
-            skipped: Vec::new(),
+            skipped: 0,
+            skip_reasons: Vec::new(),
             notes: Vec::new(),
             failure: None,
         };
@@ -250,11 +251,11 @@ impl IncidentSync {
         sink: &StoreSink,
         outcome: Result<(), SyncError>,
     ) -> Result<RunOutcome, SyncError> {
-        for reason in &sink.skipped {
+        for reason in &sink.skip_reasons {
             tracing::warn!(provider.id = %provider_id, reason, "skipped an unreadable incident record");
         }
         let (fetched, created, updated) = sink.counts;
-        let skipped = i64::try_from(sink.skipped.len()).unwrap_or(i64::MAX);
+        let skipped = sink.skipped;
         match outcome {
             Ok(()) => {
                 metrics::counter!("socmate_sync_runs_total", "outcome" => "success").increment(1);
@@ -385,7 +386,10 @@ struct StoreSink {
     counts: (i64, i64, i64),
     /// The newest update seen: `(Graph's own text, ns)`.
     newest: Option<(String, i64)>,
-    skipped: Vec<String>,
+    /// Records that were not incidents, counted in the sync state.
+    skipped: i64,
+    /// The first few reasons, for the log.
+    skip_reasons: Vec<String>,
     notes: Vec<String>,
     /// Why the run must stop, when the sink refused a batch.
     failure: Option<SyncError>,
@@ -435,7 +439,10 @@ impl IncidentSink for StoreSink {
     }
 
     fn skip(&mut self, reason: String) {
-        self.skipped.push(reason);
+        self.skipped = self.skipped.saturating_add(1);
+        if self.skip_reasons.len() < 10 {
+            self.skip_reasons.push(reason);
+        }
     }
 
     fn note(&mut self, note: String) {

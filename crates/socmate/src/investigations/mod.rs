@@ -94,32 +94,33 @@ async fn create(
     user: AuthUser,
     AppJson(body): AppJson<NewInvestigation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let title = body
-        .title
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or_default()
-        .to_owned();
-    let mut errors = Vec::new();
-    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
-        errors.push(FieldError {
-            field: "title".into(),
-            message: format!("title is required, 1 to {MAX_TITLE_CHARS} characters"),
+    // Titles and descriptions are shown to every analyst: canonical text, nothing hidden.
+    let title = crate::text::label(body.title.as_deref().unwrap_or_default(), MAX_TITLE_CHARS)
+        .map_err(|e| match e {
+            crate::text::TextError::Hidden(_) => format!("title {e}"),
+            _ => format!("title is required, 1 to {MAX_TITLE_CHARS} characters"),
         });
-    }
-    if body
+    let description = body
         .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
-    {
-        errors.push(FieldError {
-            field: "description".into(),
-            message: format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        });
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+        .as_deref()
+        .map(|d| crate::text::prose(d, MAX_DESCRIPTION_CHARS))
+        .transpose()
+        .map_err(|e| format!("description {e}"));
+    let (title, description) = match (title, description) {
+        (Ok(title), Ok(description)) => (title, description),
+        (title, description) => {
+            let errors = [("title", title.err()), ("description", description.err())]
+                .into_iter()
+                .filter_map(|(field, message)| {
+                    message.map(|message| FieldError {
+                        field: field.into(),
+                        message,
+                    })
+                })
+                .collect();
+            return Err(ApiError::validation(errors));
+        }
+    };
     let provider = queries.providers.default_provider().await?.ok_or_else(|| {
         ApiError::conflict(
             "no_default_provider",
@@ -135,7 +136,7 @@ async fn create(
         sqlx::query(sql)
             .bind(&id)
             .bind(&title)
-            .bind(body.description.as_deref())
+            .bind(description.as_deref())
             .bind(&provider.id)
             .bind(&user.email)
             .bind(now)

@@ -219,15 +219,15 @@ fn expiry(fields: &mut Fields, kind: Option<&dyn ProviderKind>) -> Option<DateTi
     })
 }
 
+/// The name in canonical form (`text::label`): look-alike names are one name to the unique rule.
 pub fn check_name(name: &str) -> Result<String, String> {
-    let trimmed = name.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
-        return Err(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters without control characters: a label such as \"Production EU\""
-        ));
-    }
-    Ok(trimmed.to_owned())
+    use crate::text::TextError;
+    crate::text::label(name, MAX_NAME_CHARS).map_err(|e| match e {
+        TextError::Empty | TextError::TooLong { .. } => format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters: a label such as \"Production EU\""
+        ),
+        hidden @ TextError::Hidden(_) => format!("name {hidden}"),
+    })
 }
 
 /// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.

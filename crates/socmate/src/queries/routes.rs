@@ -43,6 +43,9 @@ pub(crate) struct QueryResultBody {
     statistics: Option<Value>,
     /// More rows than SOCMATE_QUERY_ROW_CAP: the rest were dropped.
     truncated: bool,
+    /// Structured (`dynamic`) values nested deeper than 64 levels, sent as the JSON text the
+    /// SIEM returned (a string) rather than as JSON.
+    values_left_encoded: u64,
     latency_ms: f64,
 }
 

@@ -74,6 +74,7 @@ struct Tail<'a> {
     error: &'a Option<serde_json::Value>,
     statistics: &'a Option<Box<serde_json::value::RawValue>>,
     truncated: bool,
+    values_left_encoded: usize,
     latency_ms: f64,
 }
 
@@ -92,6 +93,7 @@ impl QueryResponse {
             error: &self.result.partial_error,
             statistics: &self.result.statistics,
             truncated: self.result.truncated,
+            values_left_encoded: self.result.values_left_encoded,
             latency_ms: self.latency_ms,
         })?;
         tail[0] = b',';

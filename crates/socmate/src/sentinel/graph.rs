@@ -471,8 +471,14 @@ impl SentinelConnection {
         let url = Url::parse(link)
             .map_err(|_| FetchError::Unreadable("an @odata.nextLink that is not a URL".into()))?;
         let graph = &self.endpoints.graph;
-        if url.origin() != graph.origin() || !url.username().is_empty() || url.password().is_some()
-        {
+        // Graph links to its own origin, never with credentials in the URL: a page that says
+        // otherwise was rewritten on its way, and following it could send them elsewhere.
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::Unreadable(
+                "an @odata.nextLink carrying user credentials (user:password@); refused".into(),
+            ));
+        }
+        if url.origin() != graph.origin() {
             return Err(FetchError::Unreadable(format!(
                 "an @odata.nextLink to {} instead of the configured Graph endpoint; refused",
                 url.origin().ascii_serialization()

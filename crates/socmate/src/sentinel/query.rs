@@ -29,14 +29,13 @@ const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
 /// Chunks in flight between the download and the parser thread.
 const CHUNKS_IN_FLIGHT: usize = 64;
-/// Extra time the HTTP client waits beyond the server-side `wait`.
-const CLIENT_GRACE: Duration = Duration::from_secs(15);
 const MAX_THROTTLED_ATTEMPTS: u32 = 3;
 
 impl SentinelConnection {
     pub(super) async fn run_query(&self, request: QueryRequest) -> Result<QueryResult, QueryError> {
-        let started = Instant::now();
-        let deadline = started + request.timeout + CLIENT_GRACE;
+        // One deadline for everything the query waits on — a query slot, the token, Log
+        // Analytics and the body — so that `timeout_s` is what the caller waits at most.
+        let deadline = Instant::now() + request.timeout;
         let slots = self
             .sentinel
             .query_slots(&self.credentials.tenant_id, &self.credentials.client_id);
@@ -54,10 +53,14 @@ impl SentinelConnection {
             &self.endpoints.log_analytics,
             &["v1", "workspaces", &self.credentials.workspace_id, "query"],
         );
-        let wait_secs = request.timeout.as_secs().clamp(1, 600);
         let body = serde_json::json!({"query": request.query, "timespan": request.timespan});
         let (mut renewed_token, mut throttled, mut server_errors) = (false, 0u32, 0u32);
         loop {
+            // Log Analytics stops the query after `wait`: what is left of the deadline.
+            let wait_secs = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .clamp(1, 600);
             let sent = send(
                 self.sentinel
                     .http
@@ -95,6 +98,7 @@ impl SentinelConnection {
                         partial_error: None,
                         statistics: None,
                         truncated: false,
+                        values_left_encoded: 0,
                     });
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
@@ -290,6 +294,7 @@ async fn stream_result(
         partial_error: transcoded.error,
         statistics: transcoded.statistics,
         truncated: transcoded.truncated,
+        values_left_encoded: transcoded.values_left_encoded,
     })
 }
 

@@ -209,7 +209,11 @@ impl TokenCache {
         deadline: Instant,
     ) -> Result<SecretString, TokenError> {
         let slot = self.slot(request);
-        let mut cached = slot.lock().await;
+        // A request for the same token may be waiting on a hung Entra ID: wait for it no
+        // longer than this caller's own deadline.
+        let mut cached = tokio::time::timeout_at(deadline, slot.lock())
+            .await
+            .map_err(|_| TokenError::Send(SendError::Timeout))?;
         if let Some(token) = cached.as_ref()
             && freshness == Freshness::Cached
             && token.expires_at > Instant::now() + REFRESH_MARGIN

@@ -3,7 +3,9 @@
 //! The answer is deserialised with seeds that write each value straight into the output
 //! buffer as it is read: scalars are copied with their exact JSON form (integers through
 //! `i64`/`u64`, never `f64`), `dynamic` cells — JSON encoded in a string on the wire — are
-//! validated and emitted as the JSON they hold, and rows past the cap are skipped unread.
+//! validated and emitted as the JSON they hold (unless they nest deeper than
+//! [`MAX_VALUE_DEPTH`]: then they stay the string they came as, and are counted), and rows past
+//! the cap are skipped unread.
 //! Log Analytics sends `name`, `columns`, then `rows`; should rows ever come before columns,
 //! dynamic cells pass through as strings rather than failing the result.
 
@@ -14,6 +16,8 @@ use serde::Deserializer;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::siem::MAX_VALUE_DEPTH;
+
 /// What a Log Analytics answer holds besides its tables.
 #[derive(Debug, Default)]
 pub struct Transcoded {
@@ -23,6 +27,7 @@ pub struct Transcoded {
     pub error: Option<serde_json::Value>,
     pub statistics: Option<Box<RawValue>>,
     pub saw_tables: bool,
+    pub values_left_encoded: usize,
 }
 
 struct State {
@@ -30,6 +35,7 @@ struct State {
     row_cap: usize,
     rows_kept: usize,
     truncated: bool,
+    values_left_encoded: usize,
 }
 
 /// Transcodes a whole answer; `size_hint` pre-sizes the output to avoid regrowing it.
@@ -43,6 +49,7 @@ pub fn transcode<'de, D: Deserializer<'de>>(
         row_cap,
         rows_kept: 0,
         truncated: false,
+        values_left_encoded: 0,
     };
     let (error, statistics, saw_tables) = d.deserialize_map(Answer(&mut state))?;
     if !saw_tables {
@@ -55,7 +62,30 @@ pub fn transcode<'de, D: Deserializer<'de>>(
         error,
         statistics,
         saw_tables,
+        values_left_encoded: state.values_left_encoded,
     })
+}
+
+/// Whether the JSON text `json` nests arrays and objects deeper than `limit` (brackets inside
+/// strings do not count). serde_json validates raw values without a depth limit.
+fn nests_deeper_than(json: &str, limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in json.bytes() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 fn write_json<T: serde::Serialize + ?Sized, E: de::Error>(
@@ -218,7 +248,7 @@ impl<'de> Visitor<'de> for Rows<'_> {
             }
             if seq
                 .next_element_seed(Row {
-                    out: &mut state.out,
+                    state: &mut *state,
                     dynamic: self.dynamic,
                 })?
                 .is_none()
@@ -235,7 +265,7 @@ impl<'de> Visitor<'de> for Rows<'_> {
 }
 
 struct Row<'a> {
-    out: &'a mut Vec<u8>,
+    state: &'a mut State,
     dynamic: &'a [bool],
 }
 
@@ -252,35 +282,35 @@ impl<'de> Visitor<'de> for Row<'_> {
         f.write_str("a row")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.out.push(b'[');
+        self.state.out.push(b'[');
         let mut index = 0;
         loop {
             if index > 0 {
-                self.out.push(b',');
+                self.state.out.push(b',');
             }
             let dynamic = self.dynamic.get(index).copied().unwrap_or(false);
             if seq
                 .next_element_seed(CellSeed {
-                    out: &mut *self.out,
+                    state: &mut *self.state,
                     dynamic,
                 })?
                 .is_none()
             {
                 if index > 0 {
-                    self.out.pop();
+                    self.state.out.pop();
                 }
                 break;
             }
             index += 1;
         }
-        self.out.push(b']');
+        self.state.out.push(b']');
         Ok(())
     }
 }
 
 /// Copies one cell to the output in its exact JSON form.
 struct CellSeed<'a> {
-    out: &'a mut Vec<u8>,
+    state: &'a mut State,
     dynamic: bool,
 }
 
@@ -297,34 +327,38 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
         f.write_str("a cell value")
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.out.extend_from_slice(b"null");
+        self.state.out.extend_from_slice(b"null");
         Ok(())
     }
     fn visit_none<E: de::Error>(self) -> Result<(), E> {
         self.visit_unit()
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.out
+        self.state
+            .out
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        write!(self.out, "{v}").map_err(E::custom)
+        write!(self.state.out, "{v}").map_err(E::custom)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        write!(self.out, "{v}").map_err(E::custom)
+        write!(self.state.out, "{v}").map_err(E::custom)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        write_json(self.out, &v)
+        write_json(&mut self.state.out, &v)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         if self.dynamic
             && let Ok(raw) = serde_json::from_str::<&RawValue>(v)
         {
-            self.out.extend_from_slice(raw.get().as_bytes());
-            return Ok(());
+            if !nests_deeper_than(raw.get(), MAX_VALUE_DEPTH) {
+                self.state.out.extend_from_slice(raw.get().as_bytes());
+                return Ok(());
+            }
+            self.state.values_left_encoded += 1;
         }
-        write_json(self.out, v)
+        write_json(&mut self.state.out, v)
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
         self.visit_str(v)
@@ -334,11 +368,11 @@ impl<'de> Visitor<'de> for CellSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        write_json(self.out, &value)
+        write_json(&mut self.state.out, &value)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         let value = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        write_json(self.out, &value)
+        write_json(&mut self.state.out, &value)
     }
 }
 
@@ -369,6 +403,35 @@ mod tests {
         assert!(!t.truncated);
         let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(parsed[0]["rows"][0][0].as_i64(), Some(i64::MAX));
+    }
+
+    #[test]
+    fn dynamic_values_nested_too_deep_stay_their_string_and_are_counted() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let quoted = |text: &str| serde_json::to_string(text).unwrap();
+        // Brackets inside strings are text, not nesting.
+        let in_strings = format!("[{}]", quoted(&"[".repeat(500)));
+        let wire = format!(
+            r#"{{"tables":[{{"name":"t","columns":[{{"name":"j","type":"dynamic"}}],"rows":[[{}],[{}],[{}]]}}]}}"#,
+            quoted(&nested(MAX_VALUE_DEPTH)),
+            quoted(&nested(MAX_VALUE_DEPTH + 1)),
+            quoted(&in_strings),
+        );
+        let t = run(&wire, 100);
+        let out: serde_json::Value = serde_json::from_slice(&t.tables_json).unwrap();
+        let rows = &out[0]["rows"];
+        assert!(
+            rows[0][0].is_array(),
+            "the deepest allowed is relayed as JSON"
+        );
+        assert_eq!(
+            rows[1][0],
+            nested(MAX_VALUE_DEPTH + 1),
+            "one deeper stays a string"
+        );
+        assert!(rows[2][0].is_array());
+        assert_eq!(t.values_left_encoded, 1);
+        assert!(nests_deeper_than(&nested(1_000_000), MAX_VALUE_DEPTH));
     }
 
     #[test]

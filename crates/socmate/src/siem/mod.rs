@@ -25,7 +25,7 @@ pub use fields::Fields;
 pub use incidents::{
     Alert, FetchError, Incident, IncidentScope, IncidentSink, ReadReport, SyncWindow,
 };
-pub use query::{QueryError, QueryRequest, QueryResult};
+pub use query::{MAX_VALUE_DEPTH, QueryError, QueryRequest, QueryResult};
 pub use registry::Registry;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

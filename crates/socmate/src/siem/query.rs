@@ -57,4 +57,12 @@ pub struct QueryResult {
     pub partial_error: Option<serde_json::Value>,
     pub statistics: Option<Box<RawValue>>,
     pub truncated: bool,
+    /// Structured values nested deeper than [`MAX_VALUE_DEPTH`], relayed as the JSON text the
+    /// SIEM sent (a string) instead of as JSON: most clients' parsers give up far sooner.
+    pub values_left_encoded: usize,
 }
+
+/// The deepest nesting of a structured (`dynamic`) value relayed as JSON. Real SIEM values
+/// nest a few levels; 64 keeps the whole response (its envelope adds five) inside the 128
+/// levels that common parsers (serde_json, browsers' defaults vary higher) accept.
+pub const MAX_VALUE_DEPTH: usize = 64;

@@ -137,8 +137,19 @@ impl Db {
     pub async fn connect(location: DatabaseLocation<'_>) -> Result<Self, StoreError> {
         match location {
             DatabaseLocation::SqliteIn(dir) => {
+                let file = dir.join(SQLITE_FILE_NAME);
+                let private = |result: std::io::Result<()>| {
+                    result.map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))
+                };
+                // Created 0600 before SQLite opens it, so its WAL and SHM files are 0600 too.
+                private(crate::private_files::create_empty(&file))?;
+                for suffix in ["-wal", "-shm"] {
+                    let mut side = file.clone().into_os_string();
+                    side.push(suffix);
+                    private(crate::private_files::restrict(Path::new(&side)))?;
+                }
                 let options = SqliteConnectOptions::new()
-                    .filename(dir.join(SQLITE_FILE_NAME))
+                    .filename(&file)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)

@@ -170,3 +170,60 @@ async fn a_change_whose_audit_row_cannot_be_written_does_not_happen() {
         "the change rolled back with its audit row"
     );
 }
+
+#[tokio::test]
+async fn entries_past_their_retention_are_pruned() {
+    use secrecy::SecretString;
+    use socmate::store::{DatabaseLocation, Db};
+
+    let (data_dir, db_url) = crate::helpers::fresh_store().await;
+    let db = match &db_url {
+        Some(url) => Db::connect(DatabaseLocation::Url(&SecretString::from(url.clone()))).await,
+        None => Db::connect(DatabaseLocation::SqliteIn(data_dir.path())).await,
+    }
+    .unwrap();
+    db.migrate().await.unwrap();
+    let sql = "INSERT INTO audit_log (at, actor, actor_role, action, outcome) \
+               VALUES ($1, $2, 'admin', 'provider.create', 'success')";
+    for (actor, age_days) in [("old@example.com", 400), ("recent@example.com", 10)] {
+        let at = chrono::Utc::now() - chrono::Duration::days(age_days);
+        match &db {
+            Db::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(actor)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(actor)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    db.close().await;
+
+    // The default retention is a year; the server prunes at start.
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        store: Some((data_dir, db_url)),
+        ..crate::helpers::Options::default()
+    })
+    .await;
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(5),
+        "the old entry pruned",
+        || async {
+            match entries(&app, "?actor=old@example.com").await.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} left")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(entries(&app, "?actor=recent@example.com").await.len(), 1);
+}

@@ -61,12 +61,10 @@ async fn every_admin_route_requires_an_admin_token() {
     let app = spawn_app().await;
     let keys = JwtKeys::from_secret(JWT_SECRET.as_bytes()).unwrap();
     let other_keys = JwtKeys::from_secret(b"another-deployments-secret-0123456789").unwrap();
-    let expired = {
-        // Issued with a 1 s lifetime, then outlived past the 30 s leeway is too slow for a test:
-        // forge one that expired an hour ago with the right key instead.
-        let now = chrono::Utc::now().timestamp();
-        let claims = json!({"sub": "a@x", "email": "a@x", "role": "admin", "iat": now - 7200,
-            "exp": now - 3600, "iss": "socmate", "aud": "socmate-api"});
+    // Signed with this deployment's key, but with claims it never issues.
+    let forge = |iat: i64, exp: i64| {
+        let claims = json!({"sub": "a@x", "email": "a@x", "role": "admin", "iat": iat,
+            "exp": exp, "iss": "socmate", "aud": "socmate-api"});
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,
@@ -74,6 +72,10 @@ async fn every_admin_route_requires_an_admin_token() {
         )
         .unwrap()
     };
+    let now = chrono::Utc::now().timestamp();
+    // Outliving a real 1 s token past the 30 s leeway is too slow for a test.
+    let expired = forge(now - 7200, now - 3600);
+    let hundred_years = forge(now, now + 100 * 365 * 86_400);
     let forged = other_keys
         .issue("evil@example.com", Role::Admin, Duration::from_secs(600))
         .unwrap();
@@ -85,10 +87,15 @@ async fn every_admin_route_requires_an_admin_token() {
         )
         .unwrap();
 
-    let callers: [(&str, Option<&str>, StatusCode); 5] = [
+    let callers: [(&str, Option<&str>, StatusCode); 6] = [
         ("no token", None, StatusCode::UNAUTHORIZED),
         ("garbage token", Some("not-a-jwt"), StatusCode::UNAUTHORIZED),
         ("expired token", Some(&expired), StatusCode::UNAUTHORIZED),
+        (
+            "token valid for 100 years",
+            Some(&hundred_years),
+            StatusCode::UNAUTHORIZED,
+        ),
         (
             "token of another deployment",
             Some(&forged),

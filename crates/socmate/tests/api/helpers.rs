@@ -65,6 +65,8 @@ pub struct Options {
     pub provider_types: Vec<Arc<dyn ProviderKind>>,
     /// A store to open instead of a fresh one (its data dir and, on PostgreSQL, its URL).
     pub store: Option<(tempfile::TempDir, Option<String>)>,
+    /// Timeouts, the connection cap and the shutdown window.
+    pub connections: socmate::http::server::ConnectionLimits,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             provider_types: Vec::new(),
             store: None,
+            connections: Settings::defaults().connections,
         }
     }
 }
@@ -131,6 +134,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.connection_test_rate = options.test_rate_per_minute;
     settings.sign_in_rate = options.sign_in_rate_per_minute;
     settings.write_rate = options.write_rate_per_minute;
+    settings.connections = options.connections;
     settings.trusted_proxies = socmate::http::client_addr::TrustedProxies(
         options
             .trusted_proxies
@@ -339,6 +343,33 @@ impl TestApp {
             .send()
             .await
             .expect("login sent")
+    }
+
+    /// The bytes the store holds: SQLite's pages (WAL included), or PostgreSQL's database size.
+    pub async fn store_bytes(&self) -> i64 {
+        use sqlx::Connection as _;
+        match &self.db_url {
+            Some(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+                sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("database size")
+            }
+            None => {
+                let file = self.data_dir.path().join("socmate.db");
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                        .await
+                        .expect("connect");
+                sqlx::query_scalar(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .expect("page count")
+            }
+        }
     }
 
     /// Shuts the server down and waits until it has stopped.

@@ -1,6 +1,7 @@
 //! One integration-test binary for the whole API (fast to link, shared helpers).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod audit;
 mod auth;
 mod binary;

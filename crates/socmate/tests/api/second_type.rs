@@ -389,6 +389,7 @@ impl SiemConnector for AcmeConnection {
                 partial_error: None,
                 statistics: None,
                 truncated: false,
+                values_left_encoded: 0,
             })
         })
     }

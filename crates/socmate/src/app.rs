@@ -52,6 +52,8 @@ pub enum StartupError {
     MasterKey(#[from] KeyCheckError),
     #[error(transparent)]
     JwtKey(#[from] JwtKeyError),
+    #[error(transparent)]
+    Webhook(#[from] crate::notify::WebhookConfigError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -71,6 +73,9 @@ pub struct Application {
     audit_retention: Option<std::time::Duration>,
     db: Db,
     sync: IncidentSync,
+    health: crate::health::HealthWatch,
+    webhook: Option<crate::notify::Webhook>,
+    health_retention: std::time::Duration,
     /// Stops background work (the sync scheduler and runs) when the server shuts down.
     background: CancellationToken,
 }
@@ -198,6 +203,15 @@ impl Application {
             settings.sync.clone(),
             background.clone(),
         );
+        let health = crate::health::HealthWatch::new(
+            providers.clone(),
+            settings.health.clone(),
+            background.clone(),
+        );
+        let webhook = crate::notify::Webhook::from_settings(
+            settings.secrets.notify_webhook_url.as_ref(),
+            settings.secrets.notify_webhook_secret.as_ref(),
+        )?;
         let accounts = Accounts {
             db: db.clone(),
             sign_in_limits: Arc::new(crate::accounts::SignInLimits::new(settings.sign_in_rate)),
@@ -210,6 +224,7 @@ impl Application {
             providers,
             queries,
             sync: sync.clone(),
+            health: health.clone(),
             accounts,
             auth: AuthState {
                 keys: jwt,
@@ -227,6 +242,9 @@ impl Application {
             audit_retention: settings.audit_retention,
             db,
             sync,
+            health,
+            webhook,
+            health_retention: settings.health.retention,
             background,
         })
     }
@@ -244,9 +262,21 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, database = self.db.backend_name(), "socmate listening");
         let scheduler = tokio::spawn(self.sync.clone().run_scheduler());
-        let housekeeping = tokio::spawn(prune_audit_log(
+        let housekeeping = tokio::spawn(prune(
             self.db.clone(),
             self.audit_retention,
+            self.health_retention,
+            self.background.clone(),
+        ));
+        let health = tokio::spawn(self.health.clone().run());
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?;
+        let notifications = tokio::spawn(crate::notify::deliver(
+            self.db.clone(),
+            self.webhook,
+            http,
             self.background.clone(),
         ));
         let background = self.background.clone();
@@ -266,6 +296,8 @@ impl Application {
         self.background.cancel();
         let _ = scheduler.await;
         let _ = housekeeping.await;
+        let _ = health.await;
+        let _ = notifications.await;
         // A sync run still holding a connection is abandoned, not awaited: its lease expires.
         if tokio::time::timeout(DB_CLOSE_GRACE, self.db.close())
             .await
@@ -277,19 +309,33 @@ impl Application {
     }
 }
 
-/// Prunes audit entries older than `retention` at start and hourly, until `stop`.
-async fn prune_audit_log(db: Db, retention: Option<std::time::Duration>, stop: CancellationToken) {
-    let Some(retention) = retention else { return };
+/// Prunes audit entries and health checks past their retention, at start and hourly, until
+/// `stop`.
+async fn prune(
+    db: Db,
+    audit_retention: Option<std::time::Duration>,
+    health_retention: std::time::Duration,
+    stop: CancellationToken,
+) {
     let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = hourly.tick() => {}
         }
-        match crate::audit::prune(&db, retention).await {
+        if let Some(retention) = audit_retention {
+            match crate::audit::prune(&db, retention).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "pruned audit entries past their retention"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune the audit log; retrying in an hour")
+                }
+            }
+        }
+        match crate::health::store::prune(&db, health_retention).await {
             Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "pruned audit entries past their retention"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune the audit log; retrying in an hour"),
+            Ok(pruned) => tracing::info!(pruned, "pruned health checks past their retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune health checks; retrying in an hour"),
         }
     }
 }
@@ -358,6 +404,7 @@ pub struct Services {
     pub providers: Providers,
     pub queries: Queries,
     pub sync: IncidentSync,
+    pub health: crate::health::HealthWatch,
     pub accounts: Accounts,
     pub auth: AuthState,
     pub write_limiter: Arc<RateLimiter>,
@@ -369,6 +416,7 @@ pub fn router(services: Services) -> Router {
         providers,
         queries,
         sync,
+        health,
         accounts,
         auth,
         write_limiter,
@@ -378,6 +426,7 @@ pub fn router(services: Services) -> Router {
     let ApiRouters {
         providers: provider_routes,
         provider_sync,
+        provider_health,
         provider_directory,
         audit_log,
         siem,
@@ -394,7 +443,8 @@ pub fn router(services: Services) -> Router {
             mount(openapi::PROVIDERS, "/api/admin"),
             provider_routes
                 .with_state(providers.clone())
-                .merge(provider_sync.with_state(sync.clone())),
+                .merge(provider_sync.with_state(sync.clone()))
+                .merge(provider_health.with_state(health)),
         )
         .nest(
             mount(openapi::AUDIT_LOG, "/api/admin"),

@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// Days the audit log keeps its entries; older ones are pruned hourly. 0 keeps them forever.
     #[arg(long, env = "SOCMATE_AUDIT_RETENTION_DAYS", default_value = "365", value_parser = clap::value_parser!(u64).range(..=36_500))]
     pub audit_retention_days: u64,
+    /// Seconds between background health checks of each provider (jittered); 0 turns them off.
+    #[arg(long, env = "SOCMATE_HEALTH_INTERVAL", default_value = "900", value_parser = clap::value_parser!(u64).range(..=86_400))]
+    pub health_interval: u64,
+    /// Days each provider's health checks are kept.
+    #[arg(long, env = "SOCMATE_HEALTH_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub health_retention_days: u64,
     /// Log format on stderr.
     #[arg(long, env = "SOCMATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -134,6 +140,8 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("master_keys", "SOCMATE_MASTER_KEYS"),
     ("jwt_secret", "SOCMATE_JWT_SECRET"),
     ("database_url", "SOCMATE_DATABASE_URL"),
+    ("notify_webhook_url", "SOCMATE_NOTIFY_WEBHOOK_URL"),
+    ("notify_webhook_secret", "SOCMATE_NOTIFY_WEBHOOK_SECRET"),
 ];
 
 /// Secrets from the environment, redacted in `Debug`.
@@ -144,6 +152,10 @@ pub struct Secrets {
     pub master_keys: Option<SecretString>,
     pub jwt_secret: Option<SecretString>,
     pub database_url: Option<SecretString>,
+    /// Where notifications are POSTed (it may carry the receiver's token).
+    pub notify_webhook_url: Option<SecretString>,
+    /// `whsec_<base64>`: the key notifications are signed with.
+    pub notify_webhook_secret: Option<SecretString>,
 }
 
 impl Secrets {
@@ -159,6 +171,8 @@ impl Secrets {
             master_keys: read("SOCMATE_MASTER_KEYS"),
             jwt_secret: read("SOCMATE_JWT_SECRET"),
             database_url: read("SOCMATE_DATABASE_URL"),
+            notify_webhook_url: read("SOCMATE_NOTIFY_WEBHOOK_URL"),
+            notify_webhook_secret: read("SOCMATE_NOTIFY_WEBHOOK_SECRET"),
         }
     }
 }
@@ -186,6 +200,7 @@ pub struct Settings {
     pub connections: crate::http::server::ConnectionLimits,
     /// How long audit entries are kept; `None` keeps them forever.
     pub audit_retention: Option<Duration>,
+    pub health: crate::health::HealthSettings,
     pub sync: crate::incidents::SyncSettings,
     pub provider_types: ProviderTypeArgs,
     pub secrets: Secrets,
@@ -214,6 +229,11 @@ impl Settings {
             },
             audit_retention: (args.audit_retention_days > 0)
                 .then(|| Duration::from_secs(args.audit_retention_days.saturating_mul(86_400))),
+            health: crate::health::HealthSettings {
+                interval: Duration::from_secs(args.health_interval),
+                retention: Duration::from_secs(args.health_retention_days.saturating_mul(86_400)),
+                sync_interval: Duration::from_secs(args.sync_interval),
+            },
             sync: crate::incidents::SyncSettings {
                 interval: Duration::from_secs(args.sync_interval),
                 lookback: Duration::from_secs(args.sync_lookback),

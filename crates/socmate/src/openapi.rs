@@ -32,6 +32,7 @@ pub const AUTH: &str = "/api/auth";
 pub struct ApiRouters {
     pub providers: Router<crate::providers::Providers>,
     pub provider_sync: Router<IncidentSync>,
+    pub provider_health: Router<crate::health::HealthWatch>,
     pub provider_directory: Router<crate::providers::Providers>,
     pub audit_log: Router<Db>,
     pub siem: Router<Queries>,
@@ -54,6 +55,8 @@ pub fn api(registry: &Registry) -> ApiRouters {
     take(PROVIDERS, api);
     let (provider_sync, api) = crate::incidents::admin_routes().split_for_parts();
     take(PROVIDERS, api);
+    let (provider_health, api) = crate::health::admin_routes().split_for_parts();
+    take(PROVIDERS, api);
     let (audit_log, api) = crate::audit::router().split_for_parts();
     take(AUDIT_LOG, api);
     let (siem, api) = crate::queries::router().split_for_parts();
@@ -73,6 +76,7 @@ pub fn api(registry: &Registry) -> ApiRouters {
     ApiRouters {
         providers,
         provider_sync,
+        provider_health,
         provider_directory,
         audit_log,
         siem,

@@ -337,20 +337,34 @@ impl Providers {
         if let Err(e) = self.rate_limit(ctx) {
             return self.audited(ctx, "provider.test", Some(id), Err(e)).await;
         }
-        let result = match self.connector_for(id).await {
+        let result = match self.run_check(id).await {
+            Ok(result) => result,
+            Err(e) => return self.audited(ctx, "provider.test", Some(id), Err(e)).await,
+        };
+        crate::health::store::record(
+            &self.db,
+            id,
+            &result,
+            crate::health::store::Source::Manual(ctx),
+        )
+        .await?;
+        Ok(result)
+    }
+
+    /// Runs a saved provider's connection test, without recording it.
+    pub async fn run_check(&self, id: &str) -> Result<ConnectionTestResult, ProviderError> {
+        match self.connector_for(id).await {
             Ok((provider, connector)) => {
                 let report = connector.test_connection(self.test_budget).await;
                 self.record_learned(&provider, connector.learned()).await?;
-                result(self.kind_of(&provider)?.healthy_message(), report)
+                Ok(result(self.kind_of(&provider)?.healthy_message(), report))
             }
             // The report of an unreadable secret fails, so no healthy message is needed.
             Err(ProviderError::CredentialUnreadable(_)) => {
-                result(MESSAGE_FAILED, unreadable_credentials_report())
+                Ok(result(MESSAGE_FAILED, unreadable_credentials_report()))
             }
-            Err(e) => return self.audited(ctx, "provider.test", Some(id), Err(e)).await,
-        };
-        store::record_health(&self.db, id, result.status, ctx).await?;
-        Ok(result)
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores what a connection learned about itself (see [`SiemConnector::learned`]) with the

@@ -67,6 +67,10 @@ pub struct Options {
     pub store: Option<(tempfile::TempDir, Option<String>)>,
     /// Timeouts, the connection cap and the shutdown window.
     pub connections: socmate::http::server::ConnectionLimits,
+    /// Background health checks (zero: off).
+    pub health_interval: Duration,
+    /// `SOCMATE_NOTIFY_WEBHOOK_URL` and `SOCMATE_NOTIFY_WEBHOOK_SECRET`.
+    pub webhook: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -91,6 +95,8 @@ impl Default for Options {
             provider_types: Vec::new(),
             store: None,
             connections: Settings::defaults().connections,
+            health_interval: Duration::ZERO,
+            webhook: None,
         }
     }
 }
@@ -135,6 +141,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     settings.sign_in_rate = options.sign_in_rate_per_minute;
     settings.write_rate = options.write_rate_per_minute;
     settings.connections = options.connections;
+    settings.health.interval = options.health_interval;
+    if let Some((url, secret)) = options.webhook {
+        settings.secrets.notify_webhook_url = Some(SecretString::from(url));
+        settings.secrets.notify_webhook_secret = Some(SecretString::from(secret));
+    }
     settings.trusted_proxies = socmate::http::client_addr::TrustedProxies(
         options
             .trusted_proxies
@@ -213,7 +224,11 @@ pub fn settings(
         master_keys: None,
         jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
         database_url: db_url.map(|u| SecretString::from(u.to_owned())),
+        ..Secrets::default()
     };
+    // Background health checks would add Entra and Log Analytics calls to every test; the
+    // health tests turn them on.
+    settings.health.interval = Duration::ZERO;
     settings
 }
 

@@ -9,6 +9,7 @@ mod concurrency;
 mod connection_test;
 mod expiry;
 mod graph_reality;
+mod health;
 mod helpers;
 mod incidents;
 mod investigations;

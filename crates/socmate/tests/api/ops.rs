@@ -48,10 +48,20 @@ async fn metrics_count_requests_by_route_outbound_calls_and_queries() {
         has(r#"route="/api/admin/siem-providers/{id}/test""#),
         "{text}"
     );
+    // A provider id appears only as the `provider_id` of per-provider gauges (from the
+    // database), never as a path in a route label.
+    let labelled = format!(r#"provider_id="{provider}""#);
     assert!(
-        !text.contains(&provider),
+        text.lines()
+            .filter(|l| l.contains(provider.as_str()))
+            .all(|l| l.contains(&labelled) && !l.contains("route=")),
         "no provider id from a path in any label"
     );
+    assert!(
+        has(&format!("socmate_provider_health{{{labelled}}} 1")),
+        "{text}"
+    );
+    assert!(has("socmate_health_check_latency_seconds"), "{text}");
     assert!(has("socmate_http_request_duration_seconds_bucket"));
     assert!(
         has(r#"socmate_outbound_requests_total{host="127.0.0.1",outcome="2xx"}"#),

@@ -34,7 +34,9 @@ pub fn command(
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SOCMATE_DATA_DIR", data_dir)
-        .env("SOCMATE_JWT_SECRET", JWT_SECRET);
+        .env("SOCMATE_JWT_SECRET", JWT_SECRET)
+        // Background health checks only where a test asks for them (they call the emulator).
+        .env("SOCMATE_HEALTH_INTERVAL", "0");
     if let Some(emulator) = emulator {
         for name in [
             "SOCMATE_AZURE_AUTHORITY_HOST",

@@ -323,19 +323,17 @@ async fn prune(
             () = stop.cancelled() => return,
             _ = hourly.tick() => {}
         }
-        if let Some(retention) = audit_retention {
-            match crate::audit::prune(&db, retention).await {
+        let due = [
+            ("audit_log", "at", audit_retention),
+            ("health_checks", "checked_at", Some(health_retention)),
+        ];
+        for (table, column, retention) in due {
+            let Some(retention) = retention else { continue };
+            match crate::store::delete_older_than(&db, table, column, retention).await {
                 Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "pruned audit entries past their retention"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot prune the audit log; retrying in an hour")
-                }
+                Ok(pruned) => tracing::info!(table, pruned, "pruned rows past their retention"),
+                Err(e) => tracing::warn!(table, error = %e, "cannot prune; retrying in an hour"),
             }
-        }
-        match crate::health::store::prune(&db, health_retention).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "pruned health checks past their retention"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune health checks; retrying in an hour"),
         }
     }
 }

@@ -11,6 +11,7 @@ const base = (p) => `/api/admin/siem-providers/${encodeURIComponent(p.id)}`;
 export async function providersPage() {
   const seq = currentPage();
   const status = statusArea('providers-status');
+  const warningHolder = h('div', { testid: 'providers-health-warning-holder' });
   const tableHolder = h('div', { class: 'table-wrap', testid: 'providers-table-wrap' });
   const resultHolder = h('div', { testid: 'row-test-result-holder' });
   const refreshButton = h('button', { type: 'button', class: 'btn', testid: 'refresh-providers', text: 'Refresh' });
@@ -19,7 +20,7 @@ export async function providersPage() {
     h('div', { class: 'toolbar' },
       h('a', { href: '#/admin/providers/new', class: 'btn btn-primary', testid: 'add-provider', text: 'Add Provider' }),
       refreshButton),
-    status.el, tableHolder, resultHolder);
+    warningHolder, status.el, tableHolder, resultHolder);
 
   const page = { seq, status, resultHolder, types: [], reload: null };
   page.reload = async (quiet = false) => {
@@ -28,8 +29,14 @@ export async function providersPage() {
       const [data, types] = await Promise.all([api('GET', '/api/admin/siem-providers'), providerTypes()]);
       if (!stillOn(seq)) return;
       page.types = types;
+      const providers = (data && data.providers) || [];
+      // One small page of history each: the summary is what the list shows.
+      const health = await Promise.all(providers.map((p) => api('GET', `${base(p)}/health?limit=1`).catch(() => null)));
+      if (!stillOn(seq)) return;
+      page.health = new Map(providers.map((p, i) => [p.id, health[i]]));
       if (!quiet) status.clear();
-      clear(tableHolder).append(providersTable((data && data.providers) || [], page));
+      clear(warningHolder).append(healthWarning(providers, page.health));
+      clear(tableHolder).append(providersTable(providers, page));
     } catch (e) {
       if (stillOn(seq)) status.error(`Could not load providers: ${describeError(e)}`);
     }
@@ -51,6 +58,11 @@ function providersTable(providers, page) {
     if (p.secret_expiry_warning) {
       tr.classList.add('has-note');
       body.append(noteRow(p));
+    }
+    const health = page.health && page.health.get(p.id);
+    if (health && health.summary) {
+      tr.classList.add('has-note');
+      body.append(healthRow(p, health.summary));
     }
   }
   return h('table', { class: 'data', testid: 'providers-table' },
@@ -216,6 +228,52 @@ async function deleteProvider(p, button, { seq, status, reload }) {
 }
 
 // The expiry warning is long (it says what to do): it gets its own full-width line.
+/** The warning at the top of the page when any provider fails its checks or its sync is stale. */
+function healthWarning(providers, health) {
+  const problems = [];
+  for (const p of providers) {
+    const summary = health.get(p.id) && health.get(p.id).summary;
+    if (p.status === 'error') {
+      const failing = summary && summary.last_failure
+        && (summary.last_failure.checks || []).find((c) => c.status === 'failed');
+      problems.push(`“${p.name}” fails its connection check${failing && failing.hint ? `: ${failing.hint}` : '.'}`);
+    }
+    if (summary && summary.sync && summary.sync.status === 'stale') {
+      problems.push(`“${p.name}”: incidents are not current — ${summary.sync.reason}`);
+    }
+  }
+  if (!problems.length) return null;
+  return h('div', { class: 'notice notice-error', role: 'alert', testid: 'providers-health-warning' },
+    h('p', { class: 'alert-title', text: problems.length === 1 ? 'A provider needs attention' : `${problems.length} provider problems need attention` }),
+    h('ul', {}, problems.map((text) => h('li', { text }))));
+}
+
+/** Percent with one decimal, or a dash without checks. */
+function percent(share) {
+  return typeof share === 'number' ? `${(share * 100).toFixed(share === 1 ? 0 : 1)}%` : '—';
+}
+
+/** A provider's health over time: hourly cells for 24 h, daily for 7 days, uptime, last failure. */
+function healthRow(p, summary) {
+  const cells = (buckets, unit) => h('span', { class: 'timeline', role: 'img', 'aria-label': `${unit} health of ${p.name}` },
+    buckets.map((b) => {
+      const state = b.error ? (b.healthy ? 'mixed' : 'bad') : (b.healthy ? 'ok' : 'none');
+      const label = b.healthy || b.error
+        ? `${formatTime(b.start)}: ${b.healthy} passed, ${b.error} failed` : `${formatTime(b.start)}: no checks`;
+      return h('span', { class: `cell cell-${state}`, title: label, dataset: { state } });
+    }));
+  const failing = summary.last_failure
+    && (summary.last_failure.checks || []).find((c) => c.status === 'failed');
+  return h('tr', { class: 'note-row health-row', testid: 'health-row', dataset: { providerId: p.id } },
+    h('td', { colspan: '6' },
+      h('div', { class: 'health-line' },
+        h('span', { class: 'muted small', text: '24 h' }), cells(summary.timeline_24h || [], 'Hourly'),
+        h('span', { class: 'muted small', text: '7 days' }), cells(summary.timeline_7d || [], 'Daily'),
+        h('span', { class: 'small', testid: 'uptime', text: `Uptime ${percent(summary.uptime_24h)} (24 h), ${percent(summary.uptime_7d)} (7 days)` }),
+        failing ? h('span', { class: 'small', testid: 'last-failure' },
+          `Last failure ${formatTime(summary.last_failure.checked_at)}: ${failing.name}${failing.code ? ` (${failing.code})` : ''}${failing.hint ? ` — ${failing.hint}` : ''}`) : null)));
+}
+
 function noteRow(p) {
   return h('tr', { class: 'note-row', dataset: { providerId: p.id, providerName: p.name } },
     h('td', { colspan: '6' },

@@ -6,7 +6,7 @@
 //! short by the time they get here (`telemetry::keep_plain_request_id`), caller text is cut to
 //! [`MAX_CALLER_TEXT`] characters, and the same refusal repeated by one caller within
 //! [`REFUSAL_WINDOW`] adds to one row's `count` instead of writing a row per attempt. Rows older
-//! than the retention period are pruned ([`prune`]).
+//! than the retention period are pruned (`app::prune`).
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -145,21 +145,6 @@ pub async fn record_refusal(
         record(db, &ctx, action, None, outcome, detail.as_deref()).await?;
     }
     Ok(())
-}
-
-/// Deletes the rows older than `retention`; returns how many went.
-pub async fn prune(db: &Db, retention: std::time::Duration) -> Result<u64, StoreError> {
-    let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
-    let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
-        return Ok(0);
-    };
-    Ok(with_db!(db, |pool| {
-        sqlx::query("DELETE FROM audit_log WHERE at < $1")
-            .bind(cutoff)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    }))
 }
 
 /// Records an action that changed nothing (a refusal, a failed change, a connection test).

@@ -285,18 +285,3 @@ pub async fn state_since(
     });
     Ok(at)
 }
-
-/// Deletes checks older than `retention`.
-pub async fn prune(db: &Db, retention: std::time::Duration) -> Result<u64, StoreError> {
-    let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
-    let Some(cutoff) = Utc::now().checked_sub_signed(retention) else {
-        return Ok(0);
-    };
-    Ok(with_db!(db, |pool| {
-        sqlx::query("DELETE FROM health_checks WHERE checked_at < $1")
-            .bind(cutoff)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    }))
-}

@@ -127,6 +127,28 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// Deletes the rows of `table` whose `column` lies more than `retention` in the past (retention
+/// pruning); both names are fixed in the code, never input. Returns how many went.
+pub async fn delete_older_than(
+    db: &Db,
+    table: &'static str,
+    column: &'static str,
+    retention: Duration,
+) -> Result<u64, StoreError> {
+    let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+    let Some(cutoff) = chrono::Utc::now().checked_sub_signed(retention) else {
+        return Ok(0);
+    };
+    let sql = format!("DELETE FROM {table} WHERE {column} < $1");
+    Ok(with_db!(db, |pool| {
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(cutoff)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    }))
+}
+
 /// Database location, with the password of a PostgreSQL URL kept out of `Debug`.
 pub enum DatabaseLocation<'a> {
     SqliteIn(&'a Path),

@@ -68,6 +68,7 @@ async fn three_hundred_anonymous_sign_ins_with_60_kb_request_ids_grow_the_store_
         );
     }
     let grown = app.store_bytes().await - before;
+    println!("300 anonymous sign-ins with 60 kB request ids: the store grew by {grown} bytes");
     assert!(grown < 1_000_000, "the store grew by {grown} bytes");
 
     let rows = audit(&app, "action=auth.login").await;
@@ -101,6 +102,7 @@ async fn two_hundred_refused_analyst_calls_with_30_kb_paths_grow_the_store_by_un
         assert_eq!(reply.status, StatusCode::FORBIDDEN);
     }
     let grown = app.store_bytes().await - before;
+    println!("200 refused analyst calls with 30 kB paths: the store grew by {grown} bytes");
     assert!(grown < 1_000_000, "the store grew by {grown} bytes");
     let rows = audit(&app, "action=access.denied").await;
     let refusals: i64 = rows.iter().map(|r| r["count"].as_i64().unwrap()).sum();
@@ -148,6 +150,7 @@ async fn a_header_dripping_client_and_an_idle_connection_are_cut_off_within_the_
     .await;
     let mut dripping = half_open(&app.base).await;
     let took = cut_off_within(&mut dripping, Duration::from_secs(4), true).await;
+    println!("a header-dripping client was cut off after {took:?} (timeout 2 s)");
     assert!(took >= Duration::from_millis(1500), "{took:?}");
 
     // A kept-alive connection that sends nothing more is closed after the same time.
@@ -161,6 +164,7 @@ async fn a_header_dripping_client_and_an_idle_connection_are_cut_off_within_the_
     let n = idle.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     let took = cut_off_within(&mut idle, Duration::from_secs(4), false).await;
+    println!("an idle kept-alive connection was closed after {took:?} (timeout 2 s)");
     assert!(took >= Duration::from_millis(1500), "{took:?}");
 }
 
@@ -185,6 +189,10 @@ async fn connections_past_the_cap_get_a_fast_503_while_health_probes_answer() {
         .send()
         .await
         .unwrap();
+    println!(
+        "past the cap of 3 connections: answered in {:?}",
+        started.elapsed()
+    );
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(busy.headers()["retry-after"], "1");
@@ -241,6 +249,7 @@ async fn shutdown_ends_within_its_window_with_a_slow_client_attached() {
     let started = Instant::now();
     assert!(server.terminate().success());
     let took = started.elapsed();
+    println!("shutdown with a slow client attached took {took:?} (window 2 s)");
     assert!(took < Duration::from_millis(3500), "shutdown took {took:?}");
 }
 
@@ -561,6 +570,10 @@ async fn queries_answer_within_their_timeout_whatever_hangs_upstream() {
             )
             .await;
         let took = started.elapsed();
+        println!(
+            "{hanging} hanging, timeout_s 5: {} after {took:?}",
+            reply.status
+        );
         assert_eq!(
             reply.status,
             StatusCode::GATEWAY_TIMEOUT,

@@ -21,6 +21,7 @@ pub mod http;
 pub mod id;
 pub mod incidents;
 pub mod investigations;
+mod local_claims;
 pub mod metrics;
 pub mod notify;
 pub mod openapi;

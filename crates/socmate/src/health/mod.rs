@@ -15,8 +15,6 @@
 
 pub mod store;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -52,7 +50,7 @@ pub struct HealthWatch {
     providers: Providers,
     settings: HealthSettings,
     /// Providers this process is checking now.
-    checking: Arc<Mutex<HashSet<String>>>,
+    checking: crate::local_claims::LocalClaims,
     shutdown: CancellationToken,
 }
 
@@ -65,7 +63,7 @@ impl HealthWatch {
         Self {
             providers,
             settings,
-            checking: Arc::default(),
+            checking: Default::default(),
             shutdown,
         }
     }
@@ -100,12 +98,12 @@ impl HealthWatch {
             if !store::claim_due(&self.providers.db, &provider.id, first, next).await? {
                 continue;
             }
-            let Some(guard) = self.claim_locally(&provider.id) else {
+            let Some(claim) = self.checking.claim(&provider.id) else {
                 continue;
             };
             let this = self.clone();
             tokio::spawn(async move {
-                let _guard = guard;
+                let _claim = claim;
                 this.check(provider).await;
             });
         }
@@ -199,29 +197,6 @@ impl HealthWatch {
             reason,
             last_success_at: status.last_success_at,
         })
-    }
-
-    fn claim_locally(&self, id: &str) -> Option<CheckingGuard> {
-        let mut checking = self.checking.lock().unwrap_or_else(|p| p.into_inner());
-        checking.insert(id.to_owned()).then(|| CheckingGuard {
-            checking: Arc::clone(&self.checking),
-            id: id.to_owned(),
-        })
-    }
-}
-
-/// Removes a provider from the local "checking" set however its check ends.
-struct CheckingGuard {
-    checking: Arc<Mutex<HashSet<String>>>,
-    id: String,
-}
-
-impl Drop for CheckingGuard {
-    fn drop(&mut self) {
-        self.checking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
     }
 }
 

@@ -10,7 +10,6 @@
 //! window is re-read) and duplicates nothing (unique `(scope, external id)`).
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -99,23 +98,8 @@ pub struct IncidentSync {
     instance_id: String,
     settings: SyncSettings,
     /// Scopes this process is syncing now.
-    running: Arc<Mutex<HashSet<String>>>,
+    running: crate::local_claims::LocalClaims,
     shutdown: CancellationToken,
-}
-
-/// Removes a scope from the local "running" set however a run ends.
-struct RunningGuard {
-    running: Arc<Mutex<HashSet<String>>>,
-    scope: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.scope);
-    }
 }
 
 /// A connection resolved to its scope, ready to run.
@@ -136,7 +120,7 @@ impl IncidentSync {
             providers,
             instance_id,
             settings,
-            running: Arc::default(),
+            running: Default::default(),
             shutdown,
         }
     }
@@ -198,7 +182,7 @@ impl IncidentSync {
             connector,
             scope,
         } = resolved;
-        let Some(_guard) = self.claim_locally(&scope.key) else {
+        let Some(_claim) = self.running.claim(&scope.key) else {
             return Ok(RunOutcome::Skipped);
         };
         let db = &self.providers.db;
@@ -304,14 +288,6 @@ impl IncidentSync {
                 Err(e)
             }
         }
-    }
-
-    fn claim_locally(&self, scope: &str) -> Option<RunningGuard> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.insert(scope.to_owned()).then(|| RunningGuard {
-            running: Arc::clone(&self.running),
-            scope: scope.to_owned(),
-        })
     }
 
     /// One scheduled round: every live provider that is the default or opted in, resolved to

@@ -430,3 +430,74 @@ async fn queued_notifications_survive_a_restart_and_arrive_once_across_two_repli
     assert!(first.terminate().success());
     assert!(second.terminate().success());
 }
+
+#[tokio::test]
+async fn a_failing_sync_and_an_expiring_secret_are_announced_once_each() {
+    use azure_emulator::{Endpoint, Fault, FaultKind};
+
+    let receiver = Receiver::start().await;
+    let app = spawn_app_with(Options {
+        health_interval: Duration::from_secs(1),
+        sync_interval: Duration::from_secs(1),
+        webhook: Some((receiver.url.clone(), WEBHOOK_SECRET.to_owned())),
+        ..Options::default()
+    })
+    .await;
+    // Graph refuses every listing: incident sync fails while the connection test's own Graph
+    // probe is refused too (so the provider also turns to error: two kinds of news).
+    app.emulator
+        .inject(Fault::new(FaultKind::Status { status: 500 }).on(Endpoint::GraphIncidents));
+    let expires = (chrono::Utc::now() + chrono::TimeDelta::days(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut body = crate::helpers::provider_body("Expiring");
+    body["client_secret_expires_at"] = serde_json::json!(expires);
+    let id = app.create_provider_from(body).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let of_type = |t: &str| {
+        receiver
+            .delivered()
+            .into_iter()
+            .filter(|d| d.event()["type"] == t)
+            .collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(20), "both announcements", || async {
+        let (sync, expiry) = (
+            of_type("provider.sync.failing"),
+            of_type("provider.secret.expiring"),
+        );
+        if !sync.is_empty() && !expiry.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} sync, {} expiry", sync.len(), expiry.len()))
+        }
+    })
+    .await;
+    let page = health(&app, &id).await;
+    assert_eq!(
+        page["summary"]["sync"]["status"], "stale",
+        "{}",
+        page["summary"]
+    );
+    assert!(
+        page["summary"]["sync"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("failed")),
+        "{}",
+        page["summary"]
+    );
+
+    // More checks and failing runs: nothing is announced again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let sync = of_type("provider.sync.failing");
+    let expiry = of_type("provider.secret.expiring");
+    assert_eq!(sync.len(), 1);
+    assert_eq!(expiry.len(), 1);
+    assert!(sync[0].signed_correctly() && expiry[0].signed_correctly());
+    let reminder = expiry[0].event();
+    assert_eq!(reminder["data"]["reminder_days"], 7, "{reminder}");
+    assert_eq!(reminder["data"]["expires_at"], expires.as_str());
+    assert_eq!(sync[0].event()["data"]["provider_name"], "Expiring");
+}

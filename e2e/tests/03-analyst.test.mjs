@@ -71,6 +71,22 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
 
     await screenshot(page, `${t.name} (query)`);
 
+    // The skip link moves focus to the page, and the page stays what it was.
+    await page.locator('.skip-link').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+    assert.equal(await page.evaluate(() => window.location.hash), '#/query');
+    await waitForText(page.getByTestId('page-title'), /Query/);
+
+    // Longs beyond 2^53 show exactly as the API sent them (a double would show ...776000).
+    await page.getByLabel('KQL query').fill('print big=9223372036854775807, low=-9223372036854775808, odd=9007199254740993');
+    await page.getByTestId('run-query').click();
+    await waitForText(page.getByTestId('query-status'), /Query finished: 1 row/);
+    assert.deepEqual(
+      await page.getByTestId('result-table').first().locator('tbody tr').first().locator('td').allTextContents(),
+      ['9223372036854775807', '-9223372036854775808', '9007199254740993'],
+    );
+
     // An invalid query is explained, not swallowed.
     await page.getByLabel('KQL query').fill('this is ( not kql');
     await page.getByTestId('run-query').click();

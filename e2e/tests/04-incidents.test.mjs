@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 
 import {
   USERS, apiSession, createProvider, launchBrowser, newPage, screenshot, signIn, startStack,
-  waitForCount, waitForSync, waitForText,
+  waitForCount, waitForSync, waitForText, waitUntil,
 } from '../lib/harness.mjs';
 
 let stack;
@@ -74,9 +74,11 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await page.getByLabel('Product').selectOption('microsoftDefenderForEndpoint');
     await page.getByTestId('apply-filters').click();
     await page.waitForFunction(() => window.location.hash.includes('source=microsoftDefenderForEndpoint'));
-    await waitForText(page.getByTestId('page-info'), /incident/);
-    const endpointCount = await rows.count();
-    assert.ok(endpointCount >= 1 && endpointCount < total, `the product filter narrows the list (${endpointCount} of ${total})`);
+    // The filtered page replaces the full one once it arrives; the old rows stay until then.
+    const endpointCount = await waitUntil(async () => {
+      const count = await rows.count();
+      return count >= 1 && count < total ? count : false;
+    }, { timeout: 15_000, message: `the product filter narrows the list (of ${total})` });
     for (const text of await page.getByTestId('incident-origin').allTextContents()) assert.match(text, /Defender for Endpoint/);
 
     // Paging with next_cursor (two per page).
@@ -107,6 +109,21 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
 
     await page.getByTestId('back-to-incidents').click();
     await rows.first().waitFor();
+
+    // A sign-in incident: its evidence with the verdict, the comment with its author and time,
+    // and a one-click pivot into the logs on the incident's provider.
+    await page.getByTestId('incident-link').filter({ hasText: 'Suspicious sign-in activity involving one user' }).first().click();
+    await page.getByTestId('incident-details').waitFor();
+    const evidence = page.getByTestId('evidence-row').filter({ hasText: 'diego.siciliani@contoso.onmicrosoft.com' });
+    await evidence.waitFor();
+    assert.equal((await evidence.getByTestId('evidence-verdict').textContent()).trim(), 'Suspicious');
+    await waitForText(page.getByTestId('incident-timeline'), /Created: .*First activity: .*Last activity: /s);
+    assert.match(await page.getByTestId('comment-byline').first().textContent(), /@contoso\.onmicrosoft\.com · \d{4}-\d{2}-\d{2}/);
+    await screenshot(page, `${t.name} (evidence)`);
+    await evidence.getByTestId('evidence-pivot').click();
+    await waitForText(page.getByTestId('page-title'), /Query/);
+    const kql = await page.getByLabel('KQL query').inputValue();
+    assert.match(kql, /^SigninLogs\n\| where UserPrincipalName =~ "diego\.siciliani@contoso\.onmicrosoft\.com"/);
 
     assert.deepEqual(problems, []);
   } finally {

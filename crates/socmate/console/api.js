@@ -32,7 +32,27 @@ function retryAfterOf(response, data) {
  * Calls the API. Resolves with the parsed JSON body (or null for an empty body); rejects with an
  * ApiError carrying the RFC 9457 problem. A 401 outside the sign-in calls ends the session view.
  */
-export async function api(method, path, body, { allow401 = false } = {}) {
+/**
+ * A JSON number a double cannot hold as sent (a long beyond 2^53, a decimal with more digits than
+ * a double keeps): it stays the text the server sent, in the table, in copies and in exports.
+ */
+export class ExactNumber {
+  constructor(source) { this.source = source; }
+
+  toString() { return this.source; }
+
+  // Re-serialised as the same number text where the browser can (JSON.rawJSON), else as a string.
+  toJSON() { return typeof JSON.rawJSON === 'function' ? JSON.rawJSON(this.source) : this.source; }
+}
+
+/** JSON.parse keeping every number whose text a double would change (JSON.parse source text access). */
+export function parseExact(text) {
+  return JSON.parse(text, (key, value, context) => (
+    typeof value === 'number' && context && typeof context.source === 'string' && String(value) !== context.source
+      ? new ExactNumber(context.source) : value));
+}
+
+export async function api(method, path, body, { allow401 = false, exact = false } = {}) {
   const headers = { Accept: 'application/json' };
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (method !== 'GET' && method !== 'HEAD') headers['X-Requested-With'] = 'SoCMate';
@@ -53,7 +73,7 @@ export async function api(method, path, body, { allow401 = false } = {}) {
   const text = await response.text();
   let data = null;
   if (text) {
-    try { data = JSON.parse(text); } catch { data = null; }
+    try { data = exact ? parseExact(text) : JSON.parse(text); } catch { data = null; }
   }
   if (response.ok) return data;
   const problem = data && typeof data === 'object' ? data : {

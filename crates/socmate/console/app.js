@@ -27,6 +27,12 @@ function unavailable(error) {
 
 async function boot() {
   $('#sign-out').addEventListener('click', signOut);
+  // The console routes on the URL's hash, so the skip link moves focus itself instead of
+  // navigating to "#main" (which the router would read as a page that does not exist).
+  $('.skip-link').addEventListener('click', (event) => {
+    event.preventDefault();
+    $('#main').focus();
+  });
   window.addEventListener('hashchange', () => { route(); });
   try {
     const me = await api('GET', '/api/auth/me', undefined, { allow401: true });

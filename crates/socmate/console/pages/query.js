@@ -1,7 +1,7 @@
 // Query: run a query on the default provider or a chosen one, results as tables. The query
 // language, its example and hint come from the chosen provider's type.
 
-import { ApiError, api, describeError, providerNames, providerTypes } from '/console/api.js';
+import { ApiError, ExactNumber, api, describeError, providerNames, providerTypes } from '/console/api.js';
 import { clear, h } from '/console/dom.js';
 import { currentPage, isAdmin, showPage, stillOn } from '/console/shell.js';
 import { plural, statusArea, withBusyButton } from '/console/ui.js';
@@ -16,6 +16,7 @@ const queryView = { query: null, timespan: 'P1D', provider: '' };
 
 function cellText(value) {
   if (value === null || value === undefined) return null;
+  if (value instanceof ExactNumber) return value.source;
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }
@@ -66,6 +67,12 @@ function queryForm(ui) {
       h('div', { class: 'field inline' }, h('label', { for: 'query-timespan', text: 'Time range' }), ui.timespan)),
     h('div', { class: 'field' }, ui.label, ui.textarea, ui.hint),
     h('div', { class: 'actions' }, ui.run));
+}
+
+/** Opens the query page with `query` ready to run on `provider` (an id, or '' for the default). */
+export function openQueryWith(query, provider = '') {
+  Object.assign(queryView, { query, provider });
+  window.location.hash = '#/query';
 }
 
 export async function queryPage() {
@@ -187,7 +194,7 @@ async function runQuery(ui) {
   ui.results.setAttribute('aria-busy', 'true');
   const started = performance.now();
   try {
-    const result = await withBusyButton(ui.run, 'Running…', () => api('POST', '/api/siem/query', body));
+    const result = await withBusyButton(ui.run, 'Running…', () => api('POST', '/api/siem/query', body, { exact: true }));
     if (stillOn(ui.seq)) showResult(ui, result, started);
   } catch (e) {
     if (stillOn(ui.seq)) showQueryError(ui, e);

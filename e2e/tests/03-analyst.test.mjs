@@ -78,6 +78,13 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     assert.equal(await page.evaluate(() => window.location.hash), '#/query');
     await waitForText(page.getByTestId('page-title'), /Query/);
 
+    // The system's dark preference is followed.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(15, 20, 27)');
+    await screenshot(page, `${t.name} (dark)`);
+    await page.emulateMedia({ colorScheme: 'light' });
+    assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(244, 246, 249)');
+
     // Longs beyond 2^53 show exactly as the API sent them (a double would show ...776000).
     await page.getByLabel('KQL query').fill('print big=9223372036854775807, low=-9223372036854775808, odd=9007199254740993');
     await page.getByTestId('run-query').click();

@@ -47,7 +47,10 @@ export function currentQuery() {
 const NAV = [
   { href: '#/incidents', label: 'Incidents', testid: 'nav-incidents', match: '/incidents' },
   { href: '#/query', label: 'Query', testid: 'nav-query', match: '/query' },
-  { href: '#/admin/providers', label: 'Admin › SIEM Providers', testid: 'nav-admin-providers', match: '/admin', admin: true },
+  { href: '#/investigations', label: 'Investigations', testid: 'nav-investigations', match: '/investigations' },
+  { href: '#/history', label: 'History', testid: 'nav-history', match: '/history' },
+  { href: '#/admin/providers', label: 'Admin › SIEM Providers', testid: 'nav-admin-providers', match: '/admin/providers', admin: true },
+  { href: '#/admin/audit', label: 'Admin › Audit log', testid: 'nav-admin-audit', match: '/admin/audit', admin: true },
 ];
 
 export function renderHeader() {

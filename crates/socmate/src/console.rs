@@ -53,6 +53,7 @@ const ASSETS: &[Asset] = &[
     script!("pages/provider-parts.js"),
     script!("pages/providers.js"),
     script!("pages/query.js"),
+    script!("pages/records.js"),
     script!("pages/sign-in.js"),
     script!("api-docs.js"),
     Asset {

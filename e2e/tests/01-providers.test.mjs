@@ -99,7 +99,7 @@ test('admin adds, tests, defaults, rotates and deletes providers', async (t) => 
     const soon = dateIn(10);
     await page.getByLabel('Secret expires').fill(soon);
     await page.getByTestId('save-provider').click();
-    await waitForText(page.getByTestId('flash'), /Added “Production Sentinel”/);
+    await waitForText(page.getByTestId('flash'), /Added “Production Sentinel”\..* Its connection test passed\./);
     const first = row(page, 'Production Sentinel');
     await first.waitFor();
     await first.getByTestId('default-marker').waitFor();
@@ -122,8 +122,15 @@ test('admin adds, tests, defaults, rotates and deletes providers', async (t) => 
     const failedChecks = page.locator('[data-testid^="check-"][data-status="failed"]');
     assert.ok(await failedChecks.count() >= 1, 'at least one check fails for the app without roles');
     await waitForText(failedChecks.first().getByTestId('check-hint'), /\S/);
+    // Saving after a failed test asks first; saved anyway, its real health is tested at once.
     await page.getByTestId('save-provider').click();
-    await waitForText(page.getByTestId('flash'), /Added “Secondary Sentinel”/);
+    await page.getByTestId('confirm-failing-save').waitFor();
+    await waitForText(page.getByTestId('confirm-title'), /Save a provider whose test failed\?/);
+    await page.getByTestId('confirm-cancel').click();
+    await page.getByTestId('provider-form').waitFor();
+    await page.getByTestId('save-provider').click();
+    await page.getByTestId('confirm-ok').click();
+    await waitForText(page.getByTestId('flash'), /Added “Secondary Sentinel”\. Its connection test failed/);
     await waitForCount(page.getByTestId('provider-row'), 2);
     const second = row(page, 'Secondary Sentinel');
     assert.equal(await second.getByTestId('default-marker').count(), 0);
@@ -139,8 +146,12 @@ test('admin adds, tests, defaults, rotates and deletes providers', async (t) => 
     await page.getByTestId('cancel-provider').click();
     await waitForCount(page.getByTestId('provider-row'), 2);
 
-    // Set the second as default: the marker moves.
+    // The second failed its check: making it the default asks first.
+    await waitUntil(async () => (await second.getByTestId('status-badge').getAttribute('data-status')) === 'error',
+      { message: 'the saved failing provider in error' });
     await second.getByTestId('row-set-default').click();
+    await page.getByTestId('confirm-failing-default').waitFor();
+    await page.getByTestId('confirm-ok').click();
     await waitForText(page.getByTestId('providers-status'), /set as default provider/);
     await waitForCount(second.getByTestId('default-marker'), 1);
     await waitForCount(first.getByTestId('default-marker'), 0);

@@ -77,3 +77,25 @@ export async function withBusyButton(button, busyLabel, work) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => { window.setTimeout(resolve, ms); });
+
+/**
+ * Asks to confirm an action in the page's dialog: `title`, `body` (nodes), the confirming
+ * button's text. Resolves true when confirmed; Cancel has the focus, so Enter never confirms by
+ * accident.
+ */
+export function confirmAction({ title, body, ok }) {
+  const dialog = $('#confirm-dialog');
+  $('#confirm-title').textContent = title;
+  clear($('#confirm-body')).append(...body);
+  $('#confirm-ok').textContent = ok;
+  return new Promise((resolve) => {
+    const onClose = () => {
+      dialog.removeEventListener('close', onClose);
+      resolve(dialog.returnValue === 'confirm');
+    };
+    dialog.returnValue = '';
+    dialog.addEventListener('close', onClose);
+    dialog.showModal();
+    $('#confirm-cancel').focus();
+  });
+}

@@ -6,7 +6,7 @@ import { ApiError, api, describeError, providerTypes } from '/console/api.js';
 import { clear, h } from '/console/dom.js';
 import { clearFieldErrors, field, setFieldError, showFieldErrors } from '/console/form.js';
 import { currentPage, setFlash, showPage, showProblem, stillOn } from '/console/shell.js';
-import { statusArea } from '/console/ui.js';
+import { confirmAction, statusArea } from '/console/ui.js';
 import { renderTestResult, typeNamed } from '/console/pages/provider-parts.js';
 
 const LIST = '#/admin/providers';
@@ -255,6 +255,7 @@ async function testConnection(page) {
   try {
     const result = await request();
     if (!stillOn(page.seq)) return;
+    page.lastTest = result;
     const healthy = result.status === 'healthy';
     const failed = (result.checks || []).filter((c) => c.status === 'failed').map((c) => c.name);
     status[healthy ? 'ok' : 'error'](healthy
@@ -307,6 +308,16 @@ async function save(page) {
     status.info('Nothing changed.');
     return;
   }
+  if (page.lastTest && page.lastTest.status !== 'healthy') {
+    const failed = (page.lastTest.checks || []).filter((c) => c.status === 'failed').map((c) => c.name);
+    const confirmed = await confirmAction({
+      title: 'Save a provider whose test failed?',
+      body: [h('p', { class: 'notice notice-warn', testid: 'confirm-failing-save' },
+        `The last connection test failed${failed.length ? ` (${failed.join(', ')})` : ''}. Saved as it is, the provider will show in error until its connection works.`)],
+      ok: 'Save anyway',
+    });
+    if (!confirmed) return;
+  }
   busy(page, true);
   saveButton.textContent = 'Saving…';
   status.busy('Saving…');
@@ -317,9 +328,16 @@ async function save(page) {
     // Never keep a secret in the page once it is stored.
     if (controls.client_secret) controls.client_secret.value = '';
     if (!stillOn(page.seq)) return;
-    setFlash('ok', existing
+    // The list then shows the saved connection's real health, not "never tested".
+    status.busy('Saved. Testing the saved connection…');
+    const tested = await api('POST', `${PROVIDERS}/${encodeURIComponent(saved.id)}/test`).catch(() => null);
+    if (!stillOn(page.seq)) return;
+    const verdict = !tested ? ' Its connection could not be tested now; use Test on its row.'
+      : tested.status === 'healthy' ? ' Its connection test passed.'
+        : ' Its connection test failed: it shows in error until the connection works.';
+    setFlash(tested && tested.status !== 'healthy' ? 'error' : 'ok', (existing
       ? `Saved “${saved.name}”.${body.client_secret ? ' The client secret was rotated.' : ''}`
-      : `Added “${saved.name}”.${saved.is_default ? ' It is the default provider.' : ''}`);
+      : `Added “${saved.name}”.${saved.is_default ? ' It is the default provider.' : ''}`) + verdict);
     window.location.hash = LIST;
   } catch (e) {
     if (stillOn(page.seq)) reportRequestError(page, e, 'save');

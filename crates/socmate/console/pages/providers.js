@@ -3,7 +3,7 @@
 import { api, describeError, providerTypes } from '/console/api.js';
 import { $, clear, h } from '/console/dom.js';
 import { currentPage, showPage, stillOn } from '/console/shell.js';
-import { formatTime, plural, sleep, statusArea, withBusyButton } from '/console/ui.js';
+import { confirmAction, formatTime, plural, sleep, statusArea, withBusyButton } from '/console/ui.js';
 import { healthText, renderTestResult, statusBadge, typeNamed } from '/console/pages/provider-parts.js';
 
 const base = (p) => `/api/admin/siem-providers/${encodeURIComponent(p.id)}`;
@@ -157,6 +157,15 @@ async function testProvider(p, type, { seq, status, resultHolder, reload }) {
 }
 
 async function setDefault(p, { seq, status, reload }) {
+  if (p.status === 'error') {
+    const confirmed = await confirmAction({
+      title: `Make “${p.name}” the default?`,
+      body: [h('p', { class: 'notice notice-warn', testid: 'confirm-failing-default' },
+        `“${p.name}” failed its last connection check. As the default, every query without a chosen provider and every new investigation would use it.`)],
+      ok: 'Set as default anyway',
+    });
+    if (!confirmed) return;
+  }
   status.busy(`Setting “${p.name}” as the default provider…`);
   try {
     const result = await api('PUT', `${base(p)}/default`);
@@ -270,6 +279,8 @@ function healthRow(p, summary) {
         h('span', { class: 'muted small', text: '24 h' }), cells(summary.timeline_24h || [], 'Hourly'),
         h('span', { class: 'muted small', text: '7 days' }), cells(summary.timeline_7d || [], 'Daily'),
         h('span', { class: 'small', testid: 'uptime', text: `Uptime ${percent(summary.uptime_24h)} (24 h), ${percent(summary.uptime_7d)} (7 days)` }),
+        summary.sync && summary.sync.status === 'stale'
+          ? h('span', { class: 'small badge badge-warn', testid: 'sync-stale', text: `Incidents not current: ${summary.sync.reason}` }) : null,
         failing ? h('span', { class: 'small', testid: 'last-failure' },
           `Last failure ${formatTime(summary.last_failure.checked_at)}: ${failing.name}${failing.code ? ` (${failing.code})` : ''}${failing.hint ? ` — ${failing.hint}` : ''}`) : null)));
 }
@@ -283,26 +294,12 @@ function noteRow(p) {
 
 /** Asks before deleting; resolves true when the admin confirmed. */
 function confirmDelete(provider) {
-  const dialog = $('#confirm-dialog');
-  const body = $('#confirm-body');
-  $('#confirm-title').textContent = `Delete “${provider.name}”?`;
-  clear(body);
-  body.append(h('p', { testid: 'confirm-message' },
+  const body = [h('p', { testid: 'confirm-message' },
     'The provider ', h('strong', { text: provider.name }),
-    ' will no longer be available for queries or incident sync. Its stored secret is destroyed.'));
+    ' will no longer be available for queries or incident sync. Its stored secret is destroyed.')];
   if (provider.is_default) {
-    body.append(h('p', { class: 'notice notice-warn', testid: 'confirm-default-note' },
+    body.push(h('p', { class: 'notice notice-warn', testid: 'confirm-default-note' },
       `“${provider.name}” is the default provider. After deleting it no provider is the default until you set a new one; queries without a chosen provider fail until then.`));
   }
-  $('#confirm-ok').textContent = `Delete ${provider.name}`;
-  return new Promise((resolve) => {
-    const onClose = () => {
-      dialog.removeEventListener('close', onClose);
-      resolve(dialog.returnValue === 'confirm');
-    };
-    dialog.returnValue = '';
-    dialog.addEventListener('close', onClose);
-    dialog.showModal();
-    $('#confirm-cancel').focus();
-  });
+  return confirmAction({ title: `Delete “${provider.name}”?`, body, ok: `Delete ${provider.name}` });
 }

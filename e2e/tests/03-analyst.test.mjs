@@ -1,6 +1,7 @@
 // Scenario 3: an analyst has no admin pages; incidents and the query console work.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 
 import {
@@ -85,6 +86,17 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     await page.emulateMedia({ colorScheme: 'light' });
     assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(244, 246, 249)');
 
+    // Export: the CSV of a 100,000-row result holds every row (the page shows the first 1,000).
+    await page.getByLabel('KQL query').fill('range x from 1 to 100000 step 1');
+    await page.getByTestId('run-query').click();
+    await waitForText(page.getByTestId('query-status'), /Query finished: 100,000 rows/, 30_000);
+    const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
+    const csvText = await fs.readFile(await csvDownload.path(), 'utf8');
+    const lines = csvText.trimEnd().split('\r\n');
+    assert.equal(lines.length, 100_001, 'a header and every row');
+    assert.equal(lines[0], 'x');
+    assert.equal(lines[100_000], '100000');
+
     // Longs beyond 2^53 show exactly as the API sent them (a double would show ...776000).
     await page.getByLabel('KQL query').fill('print big=9223372036854775807, low=-9223372036854775808, odd=9007199254740993');
     await page.getByTestId('run-query').click();
@@ -93,6 +105,11 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
       await page.getByTestId('result-table').first().locator('tbody tr').first().locator('td').allTextContents(),
       ['9223372036854775807', '-9223372036854775808', '9007199254740993'],
     );
+    // …and export exactly, as CSV from the server and as JSON from the page.
+    const [bigCsv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
+    assert.equal(await fs.readFile(await bigCsv.path(), 'utf8'), 'big,low,odd\r\n9223372036854775807,-9223372036854775808,9007199254740993\r\n');
+    const [bigJson] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
+    assert.match(await fs.readFile(await bigJson.path(), 'utf8'), /9223372036854775807,\s*-9223372036854775808,\s*9007199254740993/);
 
     // An invalid query is explained, not swallowed.
     await page.getByLabel('KQL query').fill('this is ( not kql');

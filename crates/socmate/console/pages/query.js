@@ -157,7 +157,47 @@ function showResult(ui, result, started) {
     h('p', { class: 'muted small', testid: 'query-meta' },
       `Query ${result.query_id || ''} ran on ${provider ? `“${provider.name}” (${result.provider_id})` : `provider ${result.provider_id || ''}`}.`));
   if (!tables.length) ui.results.append(h('p', { class: 'muted', text: 'The query returned no tables.' }));
+  else ui.results.append(exportButtons(ui, result));
   tables.forEach((t, i) => ui.results.append(renderTable(t, i)));
+}
+
+/** Offers `blob` as a file download named `name`. */
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h('a', { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/**
+ * CSV of the whole first table, made by the server (the query runs again there and every row it
+ * keeps is written, exactly), and the whole result as JSON, numbers as sent.
+ */
+function exportButtons(ui, result) {
+  const csv = h('button', { type: 'button', class: 'btn btn-small', testid: 'export-csv', text: 'Export CSV' });
+  const json = h('button', { type: 'button', class: 'btn btn-small', testid: 'export-json', text: 'Export JSON' });
+  const ran = { query: queryView.query, timespan: queryView.timespan, provider_id: result.provider_id };
+  csv.addEventListener('click', () => withBusyButton(csv, 'Exporting…', async () => {
+    const response = await fetch('/api/siem/query', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { Accept: 'text/csv', 'Content-Type': 'application/json', 'X-Requested-With': 'SoCMate' },
+      body: JSON.stringify(ran),
+    });
+    if (!response.ok) {
+      ui.status.error(`The export failed (HTTP ${response.status}); run the query again to see why.`);
+      return;
+    }
+    download(await response.blob(), `query-${result.query_id}.csv`);
+    ui.status.ok('Exported the first table as CSV.');
+  }));
+  json.addEventListener('click', () => {
+    download(new Blob([JSON.stringify(result, null, 2)], { type: 'application/json' }), `query-${result.query_id}.json`);
+    ui.status.ok('Exported the result as JSON.');
+  });
+  return h('div', { class: 'toolbar', testid: 'export-bar' }, csv, json);
 }
 
 function showQueryError(ui, e) {

@@ -4,6 +4,7 @@
 //! pass the provider they pinned. Whatever happens, one audit row records who ran what where.
 
 mod audit;
+mod export;
 mod routes;
 mod service;
 

@@ -68,19 +68,43 @@ struct ResultColumn {
     kind: String,
 }
 
-/// Run a KQL query on a provider (the default unless `provider_id` is given).
+/// Run a KQL query on a provider (the default unless `provider_id` is given). With
+/// `Accept: text/csv` the answer is the first result table as CSV, every row kept.
 #[utoipa::path(post, path = "/query", tag = TAG, request_body = QueryInput,
-    responses((status = 200, description = "The result tables", body = QueryResultBody)))]
+    responses((status = 200, description = "The result tables (JSON), or the first as CSV",
+        content((QueryResultBody = "application/json"), (String = "text/csv")))))]
 async fn run_query(
     State(queries): State<Queries>,
     user: AuthUser,
+    headers: axum::http::HeaderMap,
     AppJson(mut input): AppJson<QueryInput>,
-) -> Result<QueryResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let choice = match input.provider_id.take() {
         Some(id) => ProviderChoice::Explicit(id),
         None => ProviderChoice::Default,
     };
-    Ok(queries.run(&user, input, choice).await?)
+    let response = queries.run(&user, input, choice).await?;
+    let wants_csv = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with("text/csv")));
+    if !wants_csv {
+        return Ok(response.into_response());
+    }
+    let csv = super::export::first_table_csv(&response.result.tables_json)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"query-{}.csv\"", response.query_id),
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }
 
 impl IntoResponse for QueryResponse {

@@ -504,3 +504,42 @@ async fn a_slow_query_times_out_with_504() {
         .unwrap_or_default();
     assert!(prefer.contains("wait=1"), "{prefer}");
 }
+
+#[tokio::test]
+async fn accept_text_csv_gives_the_first_table_with_every_row_and_exact_values() {
+    let app = query_app(Options::default()).await;
+    let id = provider_on(&app, "Primary", WORKSPACE).await;
+    app.set_default(&id).await;
+    let csv = |query: &'static str| {
+        let app = &app;
+        async move {
+            let reply = app
+                .http
+                .post(format!("{}{QUERY}", app.base))
+                .bearer_auth(&app.analyst_token)
+                .header("accept", "text/csv")
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), StatusCode::OK);
+            assert_eq!(reply.headers()["content-type"], "text/csv; charset=utf-8");
+            assert!(
+                reply.headers()["content-disposition"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("attachment; filename=\"query-")
+            );
+            reply.text().await.unwrap()
+        }
+    };
+    assert_eq!(
+        csv("print big=9223372036854775807, s=\"a,b\"").await,
+        "big,s\r\n9223372036854775807,\"a,b\"\r\n"
+    );
+    let rows = csv("range x from 1 to 20000 step 1").await;
+    assert_eq!(rows.lines().count(), 20_001);
+    // An export is a query like any other: audited.
+    let history = app.analyst(Method::GET, "/api/siem/queries", None).await;
+    assert_eq!(history.body["queries"].as_array().unwrap().len(), 2);
+}

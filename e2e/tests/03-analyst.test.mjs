@@ -5,8 +5,8 @@ import fs from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 
 import {
-  USERS, apiSession, createProvider, launchBrowser, newPage, screenshot, signIn, startStack,
-  waitForText,
+  USERS, apiSession, clearFaults, createProvider, injectFault, launchBrowser, newPage, screenshot,
+  signIn, startStack, waitForText, waitUntil,
 } from '../lib/harness.mjs';
 
 let stack;
@@ -96,6 +96,20 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     assert.equal(lines.length, 100_001, 'a header and every row');
     assert.equal(lines[0], 'x');
     assert.equal(lines[100_000], '100000');
+
+    // A long query shows its elapsed time and can be cancelled; the server records it cancelled.
+    await injectFault(stack, { endpoint: 'log_analytics_query', kind: 'delay', ms: 20_000, times: 1 });
+    await page.getByLabel('KQL query').fill('print slow=1');
+    await page.getByTestId('run-query').click();
+    await waitForText(page.getByTestId('query-elapsed'), /^[1-9]\d*\.\d s$/, 5_000);
+    await page.getByTestId('cancel-query').click();
+    await waitForText(page.getByTestId('query-status'), /Query cancelled after \d+\.\d s\./);
+    assert.equal(await page.getByTestId('cancel-query').isHidden(), true);
+    await waitUntil(async () => {
+      const history = await page.evaluate(async () => (await fetch('/api/siem/queries')).json());
+      return history.queries.some((q) => q.query === 'print slow=1' && q.status === 'cancelled');
+    }, { message: 'the cancelled query in the audit' });
+    await clearFaults(stack);
 
     // Longs beyond 2^53 show exactly as the API sent them (a double would show ...776000).
     await page.getByLabel('KQL query').fill('print big=9223372036854775807, low=-9223372036854775808, odd=9007199254740993');

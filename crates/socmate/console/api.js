@@ -52,9 +52,9 @@ export function parseExact(text) {
       ? new ExactNumber(context.source) : value));
 }
 
-export async function api(method, path, body, { allow401 = false, exact = false } = {}) {
+export async function api(method, path, body, { allow401 = false, exact = false, signal } = {}) {
   const headers = { Accept: 'application/json' };
-  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store', signal };
   if (method !== 'GET' && method !== 'HEAD') headers['X-Requested-With'] = 'SoCMate';
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';

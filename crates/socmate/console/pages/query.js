@@ -66,7 +66,7 @@ function queryForm(ui) {
       h('div', { class: 'field inline' }, h('label', { for: 'query-provider', text: 'Provider' }), ui.provider),
       h('div', { class: 'field inline' }, h('label', { for: 'query-timespan', text: 'Time range' }), ui.timespan)),
     h('div', { class: 'field' }, ui.label, ui.textarea, ui.hint),
-    h('div', { class: 'actions' }, ui.run));
+    h('div', { class: 'actions' }, ui.run, ui.cancel, ui.elapsed));
 }
 
 /** Opens the query page with `query` ready to run on `provider` (an id, or '' for the default). */
@@ -85,6 +85,9 @@ export async function queryPage() {
     textarea: h('textarea', { id: 'query-text', testid: 'query-text', rows: '5', spellcheck: 'false', class: 'mono', 'aria-describedby': 'query-hint', autocomplete: 'off' }),
     hint: h('p', { class: 'hint', id: 'query-hint' }),
     run: h('button', { type: 'submit', class: 'btn btn-primary', testid: 'run-query', text: 'Run' }),
+    cancel: h('button', { type: 'button', class: 'btn', testid: 'cancel-query', text: 'Cancel', hidden: true }),
+    // Updated several times a second: kept out of the live status region screen readers announce.
+    elapsed: h('span', { class: 'muted small', testid: 'query-elapsed', 'aria-hidden': 'true' }),
     status: statusArea('query-status'),
     results: h('div', { class: 'results', testid: 'query-results' }),
     providers: [],
@@ -230,15 +233,33 @@ async function runQuery(ui) {
   }
   const body = { query, timespan: queryView.timespan };
   if (queryView.provider) body.provider_id = queryView.provider;
-  ui.status.busy('Running the query…');
   ui.results.setAttribute('aria-busy', 'true');
   const started = performance.now();
+  // Cancel aborts the request; the server then drops the SIEM call and frees its slot.
+  const controller = new AbortController();
+  const cancel = () => controller.abort();
+  ui.cancel.hidden = false;
+  ui.cancel.addEventListener('click', cancel);
+  const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
+  const tick = () => { ui.elapsed.textContent = `${seconds()} s`; };
+  ui.status.busy('Running the query…');
+  tick();
+  const timer = window.setInterval(tick, 250);
   try {
-    const result = await withBusyButton(ui.run, 'Running…', () => api('POST', '/api/siem/query', body, { exact: true }));
+    const result = await withBusyButton(ui.run, 'Running…',
+      () => api('POST', '/api/siem/query', body, { exact: true, signal: controller.signal }));
+    window.clearInterval(timer);
     if (stillOn(ui.seq)) showResult(ui, result, started);
   } catch (e) {
-    if (stillOn(ui.seq)) showQueryError(ui, e);
+    window.clearInterval(timer);
+    if (!stillOn(ui.seq)) return;
+    if (controller.signal.aborted) ui.status.info(`Query cancelled after ${seconds()} s.`);
+    else showQueryError(ui, e);
   } finally {
+    window.clearInterval(timer);
+    ui.elapsed.textContent = '';
+    ui.cancel.hidden = true;
+    ui.cancel.removeEventListener('click', cancel);
     ui.results.removeAttribute('aria-busy');
   }
 }

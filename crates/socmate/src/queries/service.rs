@@ -125,6 +125,63 @@ pub struct Queries {
     pub row_cap: usize,
 }
 
+/// A query whose caller went away before it finished (the console's Cancel, a closed
+/// connection): the request's future is dropped, and with it the call to the SIEM and the query
+/// slot it held. Dropped unfinished, this records it in the query audit as `cancelled`, so that
+/// every query that reached a provider leaves a row.
+struct AbandonedQuery {
+    db: crate::store::Db,
+    actor: String,
+    actor_role: crate::auth::Role,
+    provider_id: String,
+    investigation_id: Option<String>,
+    query: String,
+    timespan: String,
+    started: Instant,
+    finished: bool,
+}
+
+impl Drop for AbandonedQuery {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.finished {
+            return;
+        }
+        let db = self.db.clone();
+        let (actor, provider_id, query, timespan) = (
+            std::mem::take(&mut self.actor),
+            std::mem::take(&mut self.provider_id),
+            std::mem::take(&mut self.query),
+            std::mem::take(&mut self.timespan),
+        );
+        let (actor_role, investigation_id) = (self.actor_role, self.investigation_id.take());
+        let duration_ms = millis(self.started.elapsed());
+        runtime.spawn(async move {
+            let id = ResourceId::generate().to_string();
+            let entry = NewAuditEntry {
+                id: &id,
+                actor: &actor,
+                actor_role,
+                provider_id: &provider_id,
+                investigation_id: investigation_id.as_deref(),
+                query: &query,
+                timespan: &timespan,
+                status: "cancelled",
+                error_code: None,
+                row_count: 0,
+                duration_ms,
+            };
+            if let Err(e) = audit::record(&db, &entry).await {
+                tracing::warn!(error = %e, "cannot record a cancelled query");
+            }
+            tracing::info!(query_id = id, provider.id = %provider_id, "query cancelled by its caller");
+            metrics::counter!("socmate_queries_total", "status" => "cancelled", "error" => "").increment(1);
+        });
+    }
+}
+
 struct Validated {
     query: String,
     timespan: String,
@@ -156,6 +213,17 @@ impl Queries {
         };
         let (provider, connector) = self.providers.connector_for(&provider_id).await?;
         let started = Instant::now();
+        let mut abandoned = AbandonedQuery {
+            db: self.providers.db.clone(),
+            actor: user.email.clone(),
+            actor_role: user.role,
+            provider_id: provider.id.clone(),
+            investigation_id: investigation_id.clone(),
+            query: valid.query.clone(),
+            timespan: valid.timespan.clone(),
+            started,
+            finished: false,
+        };
         let outcome = connector
             .query(QueryRequest {
                 query: valid.query.clone(),
@@ -164,6 +232,7 @@ impl Queries {
                 row_cap: self.row_cap,
             })
             .await;
+        abandoned.finished = true;
         let elapsed = started.elapsed();
         let query_id = ResourceId::generate().to_string();
         let (status, error_code, rows) = match &outcome {

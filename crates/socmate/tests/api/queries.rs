@@ -543,3 +543,62 @@ async fn accept_text_csv_gives_the_first_table_with_every_row_and_exact_values()
     let history = app.analyst(Method::GET, "/api/siem/queries", None).await;
     assert_eq!(history.body["queries"].as_array().unwrap().len(), 2);
 }
+
+/// A caller that goes away (the console's Cancel aborts its request) ends the query on the
+/// server: the SIEM call is dropped, its query slot is free at once, and the audit says so.
+#[tokio::test]
+async fn a_cancelled_query_frees_its_slot_and_is_audited_as_cancelled() {
+    let app = query_app(Options::default()).await;
+    let id = provider_on(&app, "Primary", WORKSPACE).await;
+    app.set_default(&id).await;
+    app.emulator.inject(
+        Fault::new(FaultKind::Delay { ms: 30_000 })
+            .on(Endpoint::LogAnalyticsQuery)
+            .times(4),
+    );
+    // As many queries as one app registration may run at once, each abandoned after 1 s.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    // Four: `QUERIES_PER_APP` in sentinel/query.rs.
+    let abandon = (0..4).map(|_| {
+        impatient
+            .post(format!("{}{QUERY}", app.base))
+            .bearer_auth(&app.analyst_token)
+            .json(&json!({"query": "print slow=1", "timeout_s": 60}))
+            .send()
+    });
+    for outcome in futures::future::join_all(abandon).await {
+        assert!(outcome.is_err(), "the client gave up");
+    }
+    // Were the abandoned ones still running, this would wait for a slot for 29 s more.
+    let started = Instant::now();
+    let reply = app
+        .analyst(Method::POST, QUERY, Some(json!({"query": "print fast=1"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    crate::helpers::wait_until(Duration::from_secs(5), "four cancelled rows", || async {
+        let history = app
+            .analyst(Method::GET, "/api/siem/queries?limit=100", None)
+            .await;
+        let statuses: Vec<String> = history.body["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["status"].as_str().unwrap().to_owned())
+            .collect();
+        let cancelled = statuses.iter().filter(|s| *s == "cancelled").count();
+        if cancelled == 4 {
+            Ok(())
+        } else {
+            Err(format!("{statuses:?}"))
+        }
+    })
+    .await;
+}

@@ -21,31 +21,97 @@ function cellText(value) {
   return String(value);
 }
 
-function resultRows(columns, rows) {
-  return h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((col, i) => {
-    const text = cellText(row[i]);
-    return text === null
-      ? h('td', { class: 'null', text: 'null' })
-      : h('td', { class: /^(long|int|real|decimal)$/.test(col.type) ? 'num' : '', text });
-  }))));
+/** `2026-03-02T08:00:01.6354373Z` → `2026-03-02 08:00:01.635 UTC` (the raw value on hover). */
+function readableTime(raw) {
+  const match = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d{1,3})?\d*Z$/.exec(raw);
+  return match ? `${match[1]} ${match[2]}${match[3] || ''} UTC` : raw;
 }
+
+function cell(value, type) {
+  const text = cellText(value);
+  if (text === null) return h('td', { class: 'null', text: 'null' });
+  if (type === 'datetime' && typeof value === 'string') {
+    return h('td', {}, h('time', { datetime: value, title: value, text: readableTime(value) }));
+  }
+  if (value !== null && typeof value === 'object' && !(value instanceof ExactNumber)) {
+    // A dynamic value: one line, unfolding to its indented JSON.
+    return h('td', {}, h('details', { class: 'dynamic' },
+      h('summary', { text: text.length > 80 ? `${text.slice(0, 80)}…` : text }),
+      h('pre', { class: 'pre small', text: JSON.stringify(value, null, 2) })));
+  }
+  return h('td', { class: /^(long|int|real|decimal)$/.test(type) ? 'num' : '', text });
+}
+
+/** Orders two cells of `type`: numbers by value (longs exactly, through BigInt), others as text. */
+function compareCells(a, b, type) {
+  if (a === null || a === undefined) return b === null || b === undefined ? 0 : -1;
+  if (b === null || b === undefined) return 1;
+  if (/^(long|int)$/.test(type)) {
+    const big = (v) => { try { return BigInt(cellText(v)); } catch { return 0n; } };
+    const [x, y] = [big(a), big(b)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  if (/^(real|decimal)$/.test(type)) return Number(cellText(a)) - Number(cellText(b));
+  return cellText(a).localeCompare(cellText(b));
+}
+
+/** A row as tab-separated text, values exactly as shown. */
+const rowText = (row) => row.map((v) => cellText(v) ?? '').join('\t');
 
 function renderTable(table, index) {
   const columns = Array.isArray(table.columns) ? table.columns : [];
   const rows = Array.isArray(table.rows) ? table.rows : [];
-  const shown = rows.slice(0, MAX_RENDERED_ROWS);
   const captionId = `result-caption-${index}`;
+  const view = { order: rows, sortBy: null, descending: false, page: 0 };
+  const body = h('tbody');
+  const pageInfo = h('span', { class: 'muted small', testid: 'result-page-info', 'aria-live': 'polite' });
+  const prev = h('button', { type: 'button', class: 'btn btn-small', testid: 'result-prev', text: '← Previous' });
+  const next = h('button', { type: 'button', class: 'btn btn-small', testid: 'result-next', text: 'Next →' });
+  const headers = columns.map((c, i) => {
+    const button = h('button', { type: 'button', class: 'sort', testid: 'sort-column', title: `Sort by ${c.name}` }, c.name);
+    button.addEventListener('click', () => {
+      view.descending = view.sortBy === i ? !view.descending : false;
+      view.sortBy = i;
+      const sorted = [...rows].sort((a, b) => compareCells(a[i], b[i], c.type));
+      view.order = view.descending ? sorted.reverse() : sorted;
+      view.page = 0;
+      headers.forEach((th, j) => th.setAttribute('aria-sort', j === i ? (view.descending ? 'descending' : 'ascending') : 'none'));
+      draw();
+    });
+    return h('th', { scope: 'col', 'aria-sort': 'none' }, button, h('span', { class: 'col-type', text: c.type }));
+  });
+  const draw = () => {
+    const first = view.page * MAX_RENDERED_ROWS;
+    const shown = view.order.slice(first, first + MAX_RENDERED_ROWS);
+    clear(body).append(...shown.map((row) => {
+      const copy = h('button', { type: 'button', class: 'btn btn-small btn-quiet', testid: 'copy-row', text: 'Copy', 'aria-label': 'Copy this row' });
+      copy.addEventListener('click', async () => {
+        await navigator.clipboard.writeText(rowText(row)).catch(() => {});
+        copy.textContent = 'Copied';
+      });
+      return h('tr', {}, columns.map((c, i) => cell(row[i], c.type)), h('td', {}, copy));
+    }));
+    const many = rows.length > MAX_RENDERED_ROWS;
+    pageInfo.textContent = many
+      ? `Rows ${(first + 1).toLocaleString('en-US')}–${(first + shown.length).toLocaleString('en-US')} of ${rows.length.toLocaleString('en-US')}`
+      : '';
+    prev.hidden = !many;
+    next.hidden = !many;
+    prev.disabled = view.page === 0;
+    next.disabled = first + MAX_RENDERED_ROWS >= rows.length;
+  };
+  prev.addEventListener('click', () => { view.page -= 1; draw(); });
+  next.addEventListener('click', () => { view.page += 1; draw(); });
+  draw();
   return h('section', { class: 'result-table', testid: 'result-table', dataset: { table: table.name || '' } },
     h('h3', { id: captionId },
       table.name || `Table ${index + 1}`,
       h('span', { class: 'muted', text: ` · ${plural(rows.length, 'row', 'rows')}` })),
-    rows.length > shown.length
-      ? h('p', { class: 'notice notice-info', text: `Showing the first ${shown.length.toLocaleString('en-US')} of ${rows.length.toLocaleString('en-US')} rows.` })
-      : null,
+    h('div', { class: 'toolbar' }, prev, next, pageInfo),
     h('div', { class: 'table-wrap scroll' },
       h('table', { class: 'data compact', 'aria-labelledby': captionId },
-        h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c.name, h('span', { class: 'col-type', text: c.type }))))),
-        resultRows(columns, shown))));
+        h('thead', {}, h('tr', {}, headers, h('th', { scope: 'col' }, h('span', { class: 'sr-only', text: 'Copy' })))),
+        body)));
 }
 
 function upstreamMessages(upstream) {

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import {
-  USERS, apiSession, createProvider, launchBrowser, newPage, screenshot, signIn, startStack,
-  waitForCount, waitForSync, waitForText, waitUntil,
+  USERS, apiSession, clearFaults, createProvider, injectFault, launchBrowser, newPage, screenshot,
+  signIn, startStack, waitForCount, waitForSync, waitForText, waitUntil,
 } from '../lib/harness.mjs';
 
 let stack;
@@ -47,6 +47,8 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     const total = await rows.count();
     assert.ok(total >= 3, `several incidents are listed (${total})`);
     await waitForText(page.getByTestId('page-info'), new RegExp(`of ${total} incidents`));
+    await waitForText(page.getByTestId('data-as-of'), /^Data as of \d{4}-\d{2}-\d{2} \d{2}:\d{2}/);
+    assert.equal(await page.getByTestId('sync-failed-warning').count(), 0);
 
     // Filters: status and severity, reflected in the address.
     await page.getByLabel('Status').selectOption('active');
@@ -94,6 +96,12 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await page.getByTestId('prev-page').click();
     await waitForText(page.getByTestId('page-info'), new RegExp(`^1–2 of ${total} incidents$`));
 
+    // Clear filters: back to every incident, and the address says so.
+    await page.getByTestId('clear-filters').click();
+    await waitForText(page.getByTestId('page-info'), new RegExp(`of ${total} incidents$`));
+    await page.waitForFunction(() => !/status=|severity=|source=/.test(window.location.hash));
+    assert.equal(await page.getByLabel('Product').inputValue(), '');
+
     // Detail: fields and the alerts.
     await page.goto('/#/incidents');
     await rows.first().waitFor();
@@ -124,6 +132,19 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await waitForText(page.getByTestId('page-title'), /Query/);
     const kql = await page.getByLabel('KQL query').inputValue();
     assert.match(kql, /^SigninLogs\n\| where UserPrincipalName =~ "diego\.siciliani@contoso\.onmicrosoft\.com"/);
+
+    // A sync that fails is shown on the list until a run succeeds again.
+    await injectFault(stack, { endpoint: 'graph_incidents', kind: 'status', status: 403 });
+    await page.request.post(`/api/admin/siem-providers/${provider.id}/sync`, { headers: { 'X-Requested-With': 'SoCMate' } });
+    await waitUntil(async () => {
+      const sync = await (await page.request.get(`/api/admin/siem-providers/${provider.id}/sync`)).json();
+      return sync.state === 'idle' && sync.last_error ? sync : false;
+    }, { timeout: 30_000, message: 'a failed sync run' });
+    await clearFaults(stack);
+    await page.goto('/#/incidents');
+    await page.getByTestId('sync-failed-warning').waitFor();
+    await page.reload();
+    await page.getByTestId('sync-failed-warning').waitFor();
 
     assert.deepEqual(problems, []);
   } finally {

@@ -1,7 +1,7 @@
 // Incidents: filters in the address, keyset paging, newest update first.
 
 import { api, describeError } from '/console/api.js';
-import { clear, h } from '/console/dom.js';
+import { append, clear, h } from '/console/dom.js';
 import { currentPage, currentQuery, isAdmin, showPage, stillOn } from '/console/shell.js';
 import { announce, plural, statusArea, timeEl } from '/console/ui.js';
 
@@ -124,21 +124,28 @@ export async function incidentsPage() {
     h('div', { class: 'field inline' }, h('label', { for: 'filter-status', text: 'Status' }), statusSelect),
     h('div', { class: 'field inline' }, h('label', { for: 'filter-severity', text: 'Severity' }), severitySelect),
     h('div', { class: 'field inline' }, h('label', { for: 'filter-source', text: 'Product' }), sourceSelect),
-    h('button', { type: 'submit', class: 'btn', testid: 'apply-filters', text: 'Apply filters' }));
+    h('button', { type: 'submit', class: 'btn', testid: 'apply-filters', text: 'Apply filters' }),
+    h('button', { type: 'button', class: 'btn btn-quiet', testid: 'clear-filters', text: 'Clear filters' }));
   const ui = {
     seq, status, sourceSelect, table: h('div', { class: 'table-wrap' }),
     prev: h('button', { type: 'button', class: 'btn', testid: 'prev-page', text: '← Previous page' }),
     next: h('button', { type: 'button', class: 'btn', testid: 'next-page', text: 'Next page →' }),
     info: h('span', { class: 'muted', testid: 'page-info' }),
+    freshness: h('div', { testid: 'data-freshness' }),
   };
   showPage('Incidents',
     h('p', { class: 'lead', text: 'Incidents synced from your SIEM providers, most recently updated first. Each says which products raised it and where it was read from.' }),
-    filters, status.el, ui.table,
+    ui.freshness, filters, status.el, ui.table,
     h('nav', { class: 'pager', 'aria-label': 'Incident pages' }, ui.prev, ui.info, ui.next));
 
   filters.addEventListener('submit', (event) => {
     event.preventDefault();
     applyFilters(view, { status: statusSelect.value, severity: severitySelect.value, source: sourceSelect.value });
+    loadPage(view, ui);
+  });
+  filters.querySelector('[data-testid="clear-filters"]').addEventListener('click', () => {
+    for (const control of [statusSelect, severitySelect, sourceSelect]) control.value = '';
+    applyFilters(view, { status: '', severity: '', source: '' });
     loadPage(view, ui);
   });
   ui.next.addEventListener('click', () => {
@@ -152,6 +159,19 @@ export async function incidentsPage() {
     loadPage(view, ui);
   });
   await loadPage(view, ui);
+}
+
+/** When the list was last brought up to date, and a warning when the last sync run failed. */
+function freshnessNote(synced) {
+  if (!synced) return null;
+  const asOf = synced.as_of
+    ? h('p', { class: 'muted small', testid: 'data-as-of' }, 'Data as of ', timeEl(synced.as_of), ' (last successful sync).')
+    : h('p', { class: 'muted small', testid: 'data-as-of', text: 'No sync has completed yet: the list may be incomplete.' });
+  const failed = synced.last_run_failed
+    ? h('p', { class: 'notice notice-warn', role: 'status', testid: 'sync-failed-warning',
+      text: 'The last incident sync failed: newer changes in the SIEM may be missing here. An admin sees why under Admin › SIEM Providers.' })
+    : null;
+  return [failed, asOf];
 }
 
 function applyFilters(view, filters) {
@@ -183,6 +203,7 @@ async function loadPage(view, ui) {
     rememberProducts(view, incidents);
     refreshOptions(ui.sourceSelect, productOptions(view), view.source);
     clear(ui.table).append(incidentsTable(incidents, view));
+    append(clear(ui.freshness), [freshnessNote(data.synced)]);
     const total = typeof data.total === 'number' ? data.total : incidents.length;
     const first = view.page * view.pageSize + (incidents.length ? 1 : 0);
     const last = view.page * view.pageSize + incidents.length;

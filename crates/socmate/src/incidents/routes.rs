@@ -65,6 +65,8 @@ struct IncidentList {
     incidents: Vec<Value>,
     total: i64,
     next_cursor: Option<String>,
+    /// How current the stored incidents are.
+    synced: store::Freshness,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -144,6 +146,7 @@ async fn list(
         incidents: rows.iter().map(render).collect(),
         total,
         next_cursor,
+        synced: store::freshness(sync.db()).await?,
     }))
 }
 

@@ -610,3 +610,31 @@ pub async fn incident_providers(db: &Db, scope: &str) -> Result<Vec<String>, Sto
         .await?);
     Ok(rows.into_iter().map(|(p,)| p).collect())
 }
+
+/// How current the stored incidents are: the oldest last success over the collections synced
+/// (absent until each has succeeded once), and whether any collection's last run failed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Freshness {
+    #[serde(serialize_with = "optional_timestamp")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<DateTime<Utc>>,
+    pub last_run_failed: bool,
+}
+
+pub async fn freshness(db: &Db) -> Result<Freshness, StoreError> {
+    let sql = "SELECT last_success_at, last_error_code IS NOT NULL FROM sync_scopes";
+    let rows: Vec<(Option<DateTime<Utc>>, bool)> =
+        with_db!(db, |pool| { sqlx::query_as(sql).fetch_all(pool).await? });
+    let mut as_of: Option<DateTime<Utc>> = None;
+    let mut all_succeeded = !rows.is_empty();
+    for (at, _) in &rows {
+        match at {
+            Some(t) => as_of = Some(as_of.map_or(*t, |a| a.min(*t))),
+            None => all_succeeded = false,
+        }
+    }
+    Ok(Freshness {
+        as_of: as_of.filter(|_| all_succeeded),
+        last_run_failed: rows.iter().any(|(_, failed)| *failed),
+    })
+}

@@ -476,3 +476,33 @@ async fn a_paused_holders_writes_are_fenced_off() {
         "the fenced-off watermark never landed"
     );
 }
+
+#[tokio::test]
+async fn the_list_says_how_current_it_is_and_when_the_last_run_failed() {
+    let app = spawn_app_with(with_incidents(3, 11)).await;
+    let provider = app.create_provider_id("Fresh").await;
+    let before = app.analyst(Method::GET, "/api/incidents", None).await;
+    assert_eq!(
+        before.body["synced"],
+        json!({"as_of": null, "last_run_failed": false})
+    );
+    app.sync.run_once(&provider).await.unwrap();
+    let after = app.analyst(Method::GET, "/api/incidents", None).await;
+    assert!(
+        after.body["synced"]["as_of"].is_string(),
+        "{}",
+        after.body["synced"]
+    );
+    assert_eq!(after.body["synced"]["last_run_failed"], false);
+
+    app.emulator
+        .inject(Fault::new(FaultKind::Status { status: 403 }).on(Endpoint::GraphIncidents));
+    assert!(app.sync.run_once(&provider).await.is_err());
+    let failed = app.analyst(Method::GET, "/api/incidents", None).await;
+    assert_eq!(
+        failed.body["synced"]["last_run_failed"], true,
+        "{}",
+        failed.body["synced"]
+    );
+    assert!(failed.body["synced"]["as_of"].is_string());
+}

@@ -55,7 +55,7 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     assert.equal(await picker.inputValue(), '');
     assert.equal(await page.getByLabel('Time range').inputValue(), 'P1D');
     const timeRanges = await page.getByLabel('Time range').locator('option').evaluateAll((options) => options.map((o) => o.value));
-    assert.deepEqual(timeRanges, ['PT1H', 'P1D', 'P7D', 'P30D']);
+    assert.deepEqual(timeRanges, ['PT1H', 'P1D', 'P7D', 'P30D', 'custom']);
 
     await page.getByLabel('KQL query').fill('print x=1, greeting="hello"');
     await page.getByLabel('Time range').selectOption('PT1H');
@@ -109,6 +109,20 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     assert.equal(await big.locator('thead th').first().getAttribute('aria-sort'), 'descending');
     assert.equal(await firstCell(), '100000');
     await waitForText(big.getByTestId('result-page-info'), /^Rows 1–1,000 of 100,000$/);
+
+    // A custom range is sent as start/end in UTC; a reversed one is refused in the page.
+    await page.getByLabel('Time range').selectOption('custom');
+    await page.getByLabel('From (UTC)').fill('2026-01-02T00:00');
+    await page.getByLabel('To (UTC)').fill('2026-01-01T00:00');
+    await page.getByLabel('KQL query').fill('print ranged=1');
+    await page.getByTestId('run-query').click();
+    await waitForText(page.getByTestId('query-status'), /start before the end/);
+    await page.getByLabel('To (UTC)').fill('2026-01-03T12:30');
+    await page.getByTestId('run-query').click();
+    await waitForText(page.getByTestId('query-status'), /Query finished: 1 row/);
+    const ranged = await page.evaluate(async () => (await (await fetch('/api/siem/queries')).json()).queries[0]);
+    assert.equal(ranged.timespan, '2026-01-02T00:00:00Z/2026-01-03T12:30:00Z');
+    await page.getByLabel('Time range').selectOption('PT1H');
 
     // Timestamps read as UTC with their raw value on hover.
     await page.getByLabel('KQL query').fill('print t=datetime(2024-01-02)');

@@ -9,10 +9,11 @@ import { typeNamed } from '/console/pages/provider-parts.js';
 
 const TIMESPANS = [
   ['PT1H', 'Last hour'], ['P1D', 'Last 24 hours'], ['P7D', 'Last 7 days'], ['P30D', 'Last 30 days'],
+  ['custom', 'Custom range (UTC)…'],
 ];
 const MAX_RENDERED_ROWS = 1000;
 /** What the analyst last ran, kept across visits. */
-const queryView = { query: null, timespan: 'P1D', provider: '' };
+const queryView = { query: null, timespan: 'P1D', provider: '', from: '', to: '' };
 
 function cellText(value) {
   if (value === null || value === undefined) return null;
@@ -127,10 +128,17 @@ function upstreamMessages(upstream) {
 function queryForm(ui) {
   ui.textarea.value = queryView.query || '';
   ui.timespan.value = queryView.timespan;
+  ui.from.value = queryView.from;
+  ui.to.value = queryView.to;
+  const custom = h('span', { class: 'custom-range', testid: 'custom-range', hidden: ui.timespan.value !== 'custom' },
+    h('div', { class: 'field inline' }, h('label', { for: 'query-from', text: 'From (UTC)' }), ui.from),
+    h('div', { class: 'field inline' }, h('label', { for: 'query-to', text: 'To (UTC)' }), ui.to));
+  ui.timespan.addEventListener('change', () => { custom.hidden = ui.timespan.value !== 'custom'; });
   return h('form', { class: 'card query-form', testid: 'query-form', novalidate: true },
     h('div', { class: 'query-controls' },
       h('div', { class: 'field inline' }, h('label', { for: 'query-provider', text: 'Provider' }), ui.provider),
-      h('div', { class: 'field inline' }, h('label', { for: 'query-timespan', text: 'Time range' }), ui.timespan)),
+      h('div', { class: 'field inline' }, h('label', { for: 'query-timespan', text: 'Time range' }), ui.timespan),
+      custom),
     h('div', { class: 'field' }, ui.label, ui.textarea, ui.hint),
     h('div', { class: 'actions' }, ui.run, ui.cancel, ui.elapsed));
 }
@@ -147,6 +155,8 @@ export async function queryPage() {
     seq,
     provider: h('select', { id: 'query-provider', testid: 'query-provider' }, h('option', { value: '', text: 'Default provider' })),
     timespan: h('select', { id: 'query-timespan', testid: 'query-timespan' }, TIMESPANS.map(([v, l]) => h('option', { value: v, text: l }))),
+    from: h('input', { type: 'datetime-local', id: 'query-from', testid: 'query-from', step: '1' }),
+    to: h('input', { type: 'datetime-local', id: 'query-to', testid: 'query-to', step: '1' }),
     label: h('label', { for: 'query-text', text: 'Query' }),
     textarea: h('textarea', { id: 'query-text', testid: 'query-text', rows: '5', spellcheck: 'false', class: 'mono', 'aria-describedby': 'query-hint', autocomplete: 'off' }),
     hint: h('p', { class: 'hint', id: 'query-hint' }),
@@ -247,7 +257,7 @@ function download(blob, name) {
 function exportButtons(ui, result) {
   const csv = h('button', { type: 'button', class: 'btn btn-small', testid: 'export-csv', text: 'Export CSV' });
   const json = h('button', { type: 'button', class: 'btn btn-small', testid: 'export-json', text: 'Export JSON' });
-  const ran = { query: queryView.query, timespan: queryView.timespan, provider_id: result.provider_id };
+  const ran = { query: queryView.query, timespan: requestedTimespan(ui), provider_id: result.provider_id };
   csv.addEventListener('click', () => withBusyButton(csv, 'Exporting…', async () => {
     const response = await fetch('/api/siem/query', {
       method: 'POST',
@@ -288,16 +298,34 @@ function showQueryError(ui, e) {
     e instanceof ApiError && e.code ? h('p', { class: 'muted small' }, 'Error code ', h('code', { text: e.code })) : null));
 }
 
+/** The ISO 8601 timespan to send: a preset, or the custom `start/end` in UTC. */
+function requestedTimespan(ui) {
+  if (ui.timespan.value !== 'custom') return ui.timespan.value;
+  // datetime-local gives "YYYY-MM-DDTHH:MM" (or with seconds); both ends are read as UTC.
+  const utc = (value) => (value ? `${value.length === 16 ? `${value}:00` : value}Z` : '');
+  const [start, end] = [utc(ui.from.value), utc(ui.to.value)];
+  if (!start || !end || !(Date.parse(start) < Date.parse(end))) {
+    ui.status.error('Choose the start and end of the custom range, the start before the end.');
+    (start ? ui.to : ui.from).focus();
+    return null;
+  }
+  return `${start}/${end}`;
+}
+
 async function runQuery(ui) {
   const query = ui.textarea.value;
-  Object.assign(queryView, { query, timespan: ui.timespan.value, provider: ui.provider.value });
+  Object.assign(queryView, {
+    query, timespan: ui.timespan.value, provider: ui.provider.value, from: ui.from.value, to: ui.to.value,
+  });
   clear(ui.results);
   if (!query.trim()) {
     ui.status.error('Enter a query to run.');
     ui.textarea.focus();
     return;
   }
-  const body = { query, timespan: queryView.timespan };
+  const timespan = requestedTimespan(ui);
+  if (!timespan) return;
+  const body = { query, timespan };
   if (queryView.provider) body.provider_id = queryView.provider;
   ui.results.setAttribute('aria-busy', 'true');
   const started = performance.now();

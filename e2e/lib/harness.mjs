@@ -354,3 +354,19 @@ export async function waitForCount(locator, count, timeout = 15_000) {
     timeout, message: `${count} matching elements`,
   });
 }
+
+const AXE_SOURCE = fs.readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/**
+ * Runs axe-core (WCAG 2.x A and AA rules) on the page as it is; returns the violations whose
+ * impact is serious or critical, each as "rule: target (summary)".
+ */
+export async function seriousA11yViolations(page) {
+  await page.evaluate(AXE_SOURCE);
+  const results = await page.evaluate(async () => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+  }));
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .flatMap((v) => v.nodes.map((n) => `${v.id}: ${n.target.join(' ')} (${n.failureSummary.split('\n').slice(1).join(' ').trim()})`));
+}

@@ -71,7 +71,7 @@ function evidenceSection(alerts, incident) {
         h('td', { text: d.roles.map(label).join(', ') || '—' }),
         h('td', {}, d.pivot ? h('button', {
           type: 'button', class: 'btn btn-small', testid: 'evidence-pivot',
-          'aria-label': `Query the logs for ${d.value}`, text: 'Query logs',
+          'aria-label': `Query logs for ${d.value}`, text: 'Query logs',
           onclick: () => openQueryWith(d.pivot, provider),
         }) : null)))))),
   ];

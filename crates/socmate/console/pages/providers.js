@@ -1,7 +1,7 @@
 // Admin › SIEM Providers: the list, with each provider's status, health and actions.
 
 import { api, describeError, providerTypes } from '/console/api.js';
-import { $, clear, h } from '/console/dom.js';
+import { $, append, clear, h } from '/console/dom.js';
 import { currentPage, showPage, stillOn } from '/console/shell.js';
 import { confirmAction, formatTime, plural, sleep, statusArea, withBusyButton } from '/console/ui.js';
 import { healthText, renderTestResult, statusBadge, typeNamed } from '/console/pages/provider-parts.js';
@@ -35,7 +35,7 @@ export async function providersPage() {
       if (!stillOn(seq)) return;
       page.health = new Map(providers.map((p, i) => [p.id, health[i]]));
       if (!quiet) status.clear();
-      clear(warningHolder).append(healthWarning(providers, page.health));
+      append(clear(warningHolder), [healthWarning(providers, page.health)]);
       clear(tableHolder).append(providersTable(providers, page));
     } catch (e) {
       if (stillOn(seq)) status.error(`Could not load providers: ${describeError(e)}`);
@@ -65,7 +65,7 @@ function providersTable(providers, page) {
       body.append(healthRow(p, health.summary));
     }
   }
-  return h('table', { class: 'data', testid: 'providers-table' },
+  return h('table', { class: 'data stack-narrow', testid: 'providers-table' },
     h('caption', { class: 'sr-only', text: `SIEM providers (${providers.length})` }),
     h('thead', {}, h('tr', {}, ['Name', 'Connection', 'Status', 'Last health check', 'Client secret', 'Actions']
       .map((label) => h('th', { scope: 'col', text: label })))),
@@ -134,7 +134,7 @@ function rowActions(p, type, page) {
     href: `#/admin/providers/${encodeURIComponent(p.id)}/edit`,
     class: 'btn btn-small',
     testid: 'row-edit',
-    'aria-label': `Edit or rotate secret of ${p.name}`,
+    'aria-label': `Edit / rotate secret of ${p.name}`,
     text: 'Edit / rotate secret',
   });
   return [testBtn, defaultBtn, editLink, syncBtn, deleteBtn];

@@ -99,7 +99,8 @@ export async function historyPage() {
         h('td', { class: 'num', text: String(q.row_count) }),
         h('td', {}, h('button', {
           type: 'button', class: 'btn btn-small', testid: 'history-rerun', text: 'Run again',
-          'aria-label': 'Open this query on its provider', onclick: () => openQueryWith(q.query, q.provider_id),
+          'aria-label': `Run again: ${q.query.length > 60 ? `${q.query.slice(0, 60)}…` : q.query}`,
+          onclick: () => openQueryWith(q.query, q.provider_id),
         }))),
     }));
 }

@@ -35,7 +35,7 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await page.getByTestId('nav-admin-providers').click();
     const row = page.getByTestId('provider-row').filter({ hasText: 'Production Sentinel' });
     await row.getByTestId('row-sync').click();
-    await waitForText(page.getByTestId('providers-status'), /Incident sync of “Production Sentinel” finished: \d+ incidents? read/, 30_000);
+    await waitForText(page.getByTestId('providers-status'), /Incident sync of “Production Sentinel” finished: this run read \d+ incidents?, \d+ new, \d+ updated\./, 30_000);
     // The same cookie session reads the sync state through the API.
     const status = await waitForSync(page.request, provider.id);
     assert.ok(status.fetched >= 1, `the sync fetched incidents: ${JSON.stringify(status)}`);
@@ -132,6 +132,13 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await waitForText(page.getByTestId('page-title'), /Query/);
     const kql = await page.getByLabel('KQL query').inputValue();
     assert.match(kql, /^SigninLogs\n\| where UserPrincipalName =~ "diego\.siciliani@contoso\.onmicrosoft\.com"/);
+
+    // From an incident, one click opens an investigation about it.
+    await page.goBack();
+    await page.getByTestId('incident-details').waitFor();
+    await page.getByTestId('open-investigation').click();
+    await waitForText(page.getByTestId('page-title'), /^Incident \d+: Suspicious sign-in activity involving one user$/);
+    await waitForText(page.getByTestId('investigation-description'), /From incident \d+/);
 
     // A sync that fails is shown on the list until a run succeeds again.
     await injectFault(stack, { endpoint: 'graph_incidents', kind: 'status', status: 403 });

@@ -4,7 +4,7 @@
 import { ApiError, api, describeError } from '/console/api.js';
 import { h } from '/console/dom.js';
 import { currentPage, showPage, stillOn } from '/console/shell.js';
-import { timeEl } from '/console/ui.js';
+import { statusArea, timeEl, withBusyButton } from '/console/ui.js';
 import { humanStatus, incidentsView, productText, severityBadge } from '/console/pages/incidents.js';
 import { openQueryWith } from '/console/pages/query.js';
 
@@ -169,8 +169,24 @@ export async function incidentDetailPage(id) {
   }
   if (!stillOn(seq)) return;
   const alerts = Array.isArray(incident.alerts) ? incident.alerts : [];
-  showPage(incident.display_name || `Incident ${incident.external_id}`,
+  const title = incident.display_name || `Incident ${incident.external_id}`;
+  const investigate = h('button', { type: 'button', class: 'btn btn-small', testid: 'open-investigation', text: 'Open an investigation' });
+  const investigateStatus = statusArea('open-investigation-status');
+  investigate.addEventListener('click', () => withBusyButton(investigate, 'Opening…', async () => {
+    try {
+      const link = incident.incident_web_url ? `\n${incident.incident_web_url}` : '';
+      const created = await api('POST', '/api/investigations', {
+        title: `Incident ${incident.external_id}: ${title}`.slice(0, 200),
+        description: `From incident ${incident.external_id} (SoCMate ${incident.id}).${link}`,
+      });
+      window.location.hash = `#/investigations/${encodeURIComponent(created.id)}`;
+    } catch (e) {
+      investigateStatus.error(`Could not open an investigation: ${describeError(e)}`);
+    }
+  }));
+  showPage(title,
     h('p', { class: 'breadcrumb' }, h('a', { href: incidentsView.listHash || '#/incidents', testid: 'back-to-incidents', text: '← Incidents' })),
+    h('div', { class: 'toolbar' }, investigate), investigateStatus.el,
     incident.description ? h('p', { class: 'lead', testid: 'incident-description', text: incident.description }) : null,
     details(incident),
     timeline(incident, alerts),

@@ -207,8 +207,10 @@ async function syncProvider(p, { seq, status }) {
     } else if (last.last_error && last.last_success_at !== last.last_finished_at) {
       status.error(`The incident sync of “${p.name}” failed: ${last.last_error.message || last.last_error.code}`);
     } else {
-      status.ok(`Incident sync of “${p.name}” finished: ${plural(last.fetched || 0, 'incident', 'incidents')} read, `
-        + `${last.created || 0} new, ${last.updated || 0} updated (totals since the first sync).`);
+      // The counts are this run's: what it read, what was new, what changed.
+      const skipped = last.skipped ? `, ${plural(last.skipped, 'unreadable record', 'unreadable records')} skipped` : '';
+      status.ok(`Incident sync of “${p.name}” finished: this run read ${plural(last.fetched || 0, 'incident', 'incidents')}, `
+        + `${last.created || 0} new, ${last.updated || 0} updated${skipped}.`);
     }
   } catch (e) {
     if (stillOn(seq)) status.error(`Could not sync “${p.name}”: ${describeError(e)}`);

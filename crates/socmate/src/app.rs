@@ -309,8 +309,8 @@ impl Application {
     }
 }
 
-/// Prunes audit entries and health checks past their retention, at start and hourly, until
-/// `stop`.
+/// Prunes audit entries, health checks and notifications past their retention, at start and
+/// hourly, until `stop`.
 async fn prune(
     db: Db,
     audit_retention: Option<std::time::Duration>,
@@ -326,6 +326,8 @@ async fn prune(
         let due = [
             ("audit_log", "at", audit_retention),
             ("health_checks", "checked_at", Some(health_retention)),
+            // Sent or given up, an event is kept as long as the checks it came from.
+            ("notifications", "created_at", Some(health_retention)),
         ];
         for (table, column, retention) in due {
             let Some(retention) = retention else { continue };

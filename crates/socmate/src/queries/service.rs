@@ -143,12 +143,12 @@ struct AbandonedQuery {
 
 impl Drop for AbandonedQuery {
     fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         if self.finished {
             return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let db = self.db.clone();
         let (actor, provider_id, query, timespan) = (
             std::mem::take(&mut self.actor),

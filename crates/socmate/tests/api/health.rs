@@ -501,3 +501,74 @@ async fn a_failing_sync_and_an_expiring_secret_are_announced_once_each() {
     assert_eq!(reminder["data"]["expires_at"], expires.as_str());
     assert_eq!(sync[0].event()["data"]["provider_name"], "Expiring");
 }
+
+#[tokio::test]
+async fn events_past_the_health_retention_are_pruned() {
+    use secrecy::SecretString;
+    use socmate::store::{DatabaseLocation, Db};
+
+    let (data_dir, db_url) = crate::helpers::fresh_store().await;
+    let db = match &db_url {
+        Some(url) => Db::connect(DatabaseLocation::Url(&SecretString::from(url.clone()))).await,
+        None => Db::connect(DatabaseLocation::SqliteIn(data_dir.path())).await,
+    }
+    .unwrap();
+    db.migrate().await.unwrap();
+    let sql = "INSERT INTO notifications (id, event_type, body, created_at, next_attempt_ns) \
+               VALUES ($1, 'provider.health.changed', '{}', $2, 0)";
+    for (id, age_days) in [("msg_old", 40), ("msg_recent", 2)] {
+        let at = chrono::Utc::now() - chrono::Duration::days(age_days);
+        match &db {
+            Db::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(at)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            Db::Postgres(pool) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(at)
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    db.close().await;
+
+    // The default retention is 30 days; the server prunes at start.
+    let app = spawn_app_with(Options {
+        store: Some((data_dir, db_url.clone())),
+        ..Options::default()
+    })
+    .await;
+    let remaining = || async {
+        let db = match &db_url {
+            Some(url) => Db::connect(DatabaseLocation::Url(&SecretString::from(url.clone()))).await,
+            None => Db::connect(DatabaseLocation::SqliteIn(app.data_dir.path())).await,
+        }
+        .unwrap();
+        let ids: Vec<String> = match &db {
+            Db::Sqlite(pool) => sqlx::query_scalar("SELECT id FROM notifications ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            Db::Postgres(pool) => sqlx::query_scalar("SELECT id FROM notifications ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+        };
+        db.close().await;
+        ids
+    };
+    wait_until(Duration::from_secs(5), "the old event pruned", || async {
+        match remaining().await.as_slice() {
+            [only] if only == "msg_recent" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}

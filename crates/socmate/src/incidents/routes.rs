@@ -28,6 +28,7 @@ pub fn admin_routes() -> OpenApiRouter<IncidentSync> {
 }
 
 const TAG: &str = "Incidents";
+const MAX_SEARCH_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -36,9 +37,19 @@ struct ListQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    #[param(pattern = r"^-?[0-9]{1,19}\.[0-9a-f]{24}$")]
+    /// `next_cursor` of the previous page (of the same sort).
+    #[param(
+        pattern = r"^(-?[0-9]{1,19}|c-?[0-9]{1,19}|s-?[0-9]{1,19}\.-?[0-9]{1,19})\.[0-9a-f]{24}$"
+    )]
     cursor: Option<String>,
+    /// The order, newest first: `updated` (default), `created` or `severity` (high first).
+    #[param(inline)]
+    sort: Option<store::IncidentSort>,
+    /// Only incidents whose title contains this text (any case), at most 200 characters.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    /// Only incidents assigned to this user (e.g. `kai@contoso.com`; any case).
+    owner: Option<String>,
     /// Status as the SIEM reports it (e.g. active, inProgress, resolved); merged incidents show
     /// only under `redirected`.
     status: Option<String>,
@@ -63,7 +74,10 @@ struct IncidentList {
     /// `external_id` (the SIEM's id).
     #[schema(value_type = Vec<Object>)]
     incidents: Vec<Value>,
+    /// How many incidents match the filters, counted up to 10,000.
     total: i64,
+    /// More than `total` incidents match (counting stopped at 10,000).
+    total_capped: bool,
     next_cursor: Option<String>,
     /// How current the stored incidents are.
     synced: store::Freshness,
@@ -84,7 +98,7 @@ fn render(row: &IncidentRow) -> Value {
     Value::Object(incident)
 }
 
-/// List synced incidents, newest update first.
+/// List synced incidents, newest first (by last update unless `sort` says otherwise).
 #[utoipa::path(get, path = "", tag = TAG, params(ListQuery),
     responses((status = 200, description = "One page of incidents", body = IncidentList)))]
 async fn list(
@@ -92,28 +106,23 @@ async fn list(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<IncidentList>, ApiError> {
     let limit = page::limit(q.limit, 200)?;
-    let before = q
+    let sort = q.sort.unwrap_or_default();
+    let after = q
         .cursor
         .as_deref()
-        .map(|c| {
-            let (ns, id) = c.split_once('.').ok_or_else(page::invalid_cursor)?;
-            let digits = ns.strip_prefix('-').unwrap_or(ns);
-            let well_formed = (1..=19).contains(&digits.len())
-                && digits.bytes().all(|b| b.is_ascii_digit())
-                && crate::id::ResourceId::parse(id).is_some();
-            if !well_formed {
-                return Err(page::invalid_cursor());
-            }
-            // Nineteen digits may exceed i64 (the schema cannot say so): such a position lies
-            // beyond every stored update, so it is clamped rather than refused.
-            let ns = ns.parse::<i64>().unwrap_or(if ns.starts_with('-') {
-                i64::MIN
-            } else {
-                i64::MAX
-            });
-            Ok::<_, ApiError>((ns, id.to_owned()))
-        })
+        .map(|c| sort.position(c).ok_or_else(page::invalid_cursor))
         .transpose()?;
+    let title_contains = match q.search.as_deref().map(str::trim) {
+        Some(text) if text.chars().count() > MAX_SEARCH_CHARS => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_search",
+                format!("search must be at most {MAX_SEARCH_CHARS} characters"),
+            ));
+        }
+        Some(text) if !text.is_empty() => Some(text.to_lowercase()),
+        _ => None,
+    };
     let updated_since_ns = match q.updated_since.as_deref() {
         None => None,
         Some(t) => Some(nanos(
@@ -134,17 +143,19 @@ async fn list(
         provider_id: q.provider_id,
         tenant_id: q.tenant_id.map(|t| t.to_ascii_lowercase()),
         source: q.source,
+        owner: q.owner.map(|o| o.trim().to_lowercase()),
+        title_contains,
         updated_since_ns,
-        before,
+        sort,
+        after,
         limit: limit + 1,
     };
-    let (mut rows, total) = store::list_incidents(sync.db(), &filter).await?;
-    let next_cursor = page::next_cursor(&mut rows, limit, |r| {
-        format!("{}.{}", r.last_update_ns, r.id)
-    });
+    let (mut rows, total, total_capped) = store::list_incidents(sync.db(), &filter).await?;
+    let next_cursor = page::next_cursor(&mut rows, limit, |r| sort.cursor(r));
     Ok(Json(IncidentList {
         incidents: rows.iter().map(render).collect(),
         total,
+        total_capped,
         next_cursor,
         synced: store::freshness(sync.db()).await?,
     }))

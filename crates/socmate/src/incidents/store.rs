@@ -6,14 +6,16 @@
 //! generation*: a replica that paused past its lease and lost it gets zero rows back and rolls
 //! back, so it can never write over the new holder's progress.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::id::ResourceId;
 use crate::providers::model::optional_timestamp;
-use crate::siem::Incident;
 use crate::siem::incidents::nanos;
-use crate::store::{Db, StoreError, in_write_tx, with_db};
+use crate::siem::{Alert, Incident};
+use crate::store::{Arg, Db, DynSql, StoreError, dyn_query, in_write_tx, with_db};
 
 /// Lease lifetime; renewed with every page.
 pub const LEASE_TTL_SECS: i64 = 60;
@@ -215,8 +217,75 @@ pub struct PageCounts {
     pub updated: i64,
 }
 
+/// Rows per multi-row statement: a page (Graph's 50 incidents) in one, far below both backends'
+/// bind limits, and small enough that SQLite's placeholder lookup (linear in the placeholders
+/// per bind) stays cheap.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// informational 1, low 2, medium 3, high 4, anything else 0 (the `severity_rank` column).
+fn severity_rank(severity: Option<&str>) -> i64 {
+    match severity {
+        Some("informational") => 1,
+        Some("low") => 2,
+        Some("medium") => 3,
+        Some("high") => 4,
+        _ => 0,
+    }
+}
+
+/// An incident's column values, computed before the transaction so it holds the write lock for
+/// the statements only.
+struct IncidentColumns<'a> {
+    incident: &'a Incident,
+    update_ns: i64,
+    created_ns: i64,
+    severity_rank: i64,
+    title_folded: Option<String>,
+    owner: Option<String>,
+    data: String,
+}
+
+impl<'a> IncidentColumns<'a> {
+    fn of(incident: &'a Incident) -> Self {
+        let update_ns = nanos(incident.last_update);
+        Self {
+            incident,
+            update_ns,
+            created_ns: incident.created.map_or(update_ns, nanos),
+            severity_rank: severity_rank(incident.severity.as_deref()),
+            title_folded: incident.title.as_deref().map(str::to_lowercase),
+            owner: incident.owner.as_deref().map(str::to_lowercase),
+            data: incident.data.to_string(),
+        }
+    }
+}
+
+/// The newest version of each record of a page, in page order: a page may list one twice, and a
+/// multi-row upsert may touch each row only once.
+fn newest_per_id<'a, T: Copy>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(T) -> (&'a str, i64),
+) -> Vec<T> {
+    let mut newest: Vec<T> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for item in items {
+        let (id, version) = key(item);
+        match at.get(id) {
+            Some(&i) if key(newest[i]).1 <= version => newest[i] = item,
+            Some(_) => {}
+            None => {
+                at.insert(id, newest.len());
+                newest.push(item);
+            }
+        }
+    }
+    newest
+}
+
 /// Writes one batch idempotently: an incident or alert is only ever replaced by a version with
-/// the same or a newer `lastUpdateDateTime`.
+/// the same or a newer `lastUpdateDateTime`. A page costs a fixed handful of statements (the
+/// fence, one read of the stored versions, one upsert each of incidents, sources and alerts),
+/// not a few per incident.
 pub async fn commit_page(
     db: &Db,
     lease: &Lease,
@@ -225,6 +294,21 @@ pub async fn commit_page(
     let expires = now_ns() + LEASE_TTL_SECS * 1_000_000_000;
     let now = Utc::now();
     let scope = lease.scope.as_str();
+    let columns: Vec<IncidentColumns> = newest_per_id(incidents, |i: &Incident| {
+        (i.external_id.as_str(), nanos(i.last_update))
+    })
+    .into_iter()
+    .map(IncidentColumns::of)
+    .collect();
+    let alerts: Vec<(&str, &Alert, String)> = newest_per_id(
+        incidents
+            .iter()
+            .flat_map(|i| i.alerts.iter().map(move |a| (i.external_id.as_str(), a))),
+        |(_, a): (&str, &Alert)| (a.external_id.as_str(), nanos(a.last_update)),
+    )
+    .into_iter()
+    .map(|(incident, alert)| (incident, alert, alert.data.to_string()))
+    .collect();
     in_write_tx!(db, |tx| {
         let fenced = sqlx::query(
             "UPDATE sync_scopes SET lease_expires_ns = $4 WHERE scope = $1 AND lease_holder = $2 AND lease_generation = $3",
@@ -238,87 +322,139 @@ pub async fn commit_page(
         if fenced.rows_affected() == 0 {
             return Err(SyncStoreError::LeaseLost);
         }
-        let mut counts = PageCounts::default();
-        for incident in incidents {
-            counts.fetched += 1;
-            let existing: Option<(String, i64)> = sqlx::query_as(
-                "SELECT id, last_update_ns FROM incidents WHERE scope = $1 AND external_id = $2",
-            )
-            .bind(scope)
-            .bind(&incident.external_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let update_ns = nanos(incident.last_update);
-            let id = match existing {
+
+        let mut stored: HashMap<String, (String, i64)> = HashMap::new();
+        for chunk in columns.chunks(ROWS_PER_STATEMENT) {
+            let mut sql =
+                DynSql::new("SELECT external_id, id, last_update_ns FROM incidents WHERE scope = ");
+            sql.arg(scope).push(" AND external_id IN (");
+            sql.list(
+                chunk
+                    .iter()
+                    .map(|c| Arg::from(c.incident.external_id.as_str())),
+            );
+            sql.push(")");
+            let rows: Vec<(String, String, i64)> =
+                dyn_query!(sqlx::query_as, sql).fetch_all(&mut *tx).await?;
+            stored.extend(
+                rows.into_iter()
+                    .map(|(external, id, ns)| (external, (id, ns))),
+            );
+        }
+
+        let mut counts = PageCounts {
+            fetched: i64::try_from(incidents.len()).unwrap_or(i64::MAX),
+            ..PageCounts::default()
+        };
+        // (columns, id, whether it is stored already)
+        let mut writes: Vec<(&IncidentColumns, String, bool)> = Vec::new();
+        for c in &columns {
+            match stored.remove(&c.incident.external_id) {
                 None => {
-                    let id = ResourceId::generate().to_string();
-                    sqlx::query(
-                        "INSERT INTO incidents (id, scope, external_id, status, severity, last_update_ns, created_ns, data, first_synced_at, tenant_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(&id)
-                    .bind(scope)
-                    .bind(&incident.external_id)
-                    .bind(&incident.status)
-                    .bind(&incident.severity)
-                    .bind(update_ns)
-                    .bind(incident.created.map(nanos))
-                    .bind(incident.data.to_string())
-                    .bind(now)
-                    .bind(&incident.tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
                     counts.created += 1;
-                    Some(id)
+                    writes.push((c, ResourceId::generate().to_string(), false));
                 }
-                Some((id, stored_ns)) if update_ns > stored_ns => {
-                    sqlx::query(
-                        "UPDATE incidents SET status = $2, severity = $3, last_update_ns = $4, created_ns = $5, data = $6, tenant_id = $7 \
-                         WHERE id = $1 AND last_update_ns <= $4",
-                    )
-                    .bind(&id)
-                    .bind(&incident.status)
-                    .bind(&incident.severity)
-                    .bind(update_ns)
-                    .bind(incident.created.map(nanos))
-                    .bind(incident.data.to_string())
-                    .bind(&incident.tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
+                Some((id, stored_ns)) if c.update_ns > stored_ns => {
                     counts.updated += 1;
-                    Some(id)
+                    writes.push((c, id, true));
                 }
-                Some(_) => None,
-            };
-            if let Some(id) = &id {
-                sqlx::query("DELETE FROM incident_sources WHERE incident_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                for source in &incident.sources {
-                    sqlx::query("INSERT INTO incident_sources (incident_id, source) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                        .bind(id)
-                        .bind(source)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            for alert in &incident.alerts {
-                sqlx::query(
-                    "INSERT INTO incident_alerts (scope, external_id, incident_external_id, last_update_ns, data) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, external_id) DO UPDATE SET \
-                     incident_external_id = excluded.incident_external_id, last_update_ns = excluded.last_update_ns, data = excluded.data \
-                     WHERE excluded.last_update_ns >= incident_alerts.last_update_ns",
-                )
-                .bind(scope)
-                .bind(&alert.external_id)
-                .bind(&incident.external_id)
-                .bind(nanos(alert.last_update))
-                .bind(alert.data.to_string())
-                .execute(&mut *tx)
-                .await?;
+                Some(_) => {}
             }
         }
+
+        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = DynSql::new(
+                "INSERT INTO incidents (id, scope, external_id, status, severity, severity_rank, \
+                 title, title_folded, owner, last_update_ns, created_ns, data, first_synced_at, \
+                 tenant_id) VALUES ",
+            );
+            sql.rows(chunk.iter().map(|(c, id, _)| {
+                let i = c.incident;
+                [
+                    Arg::from(id.as_str()),
+                    scope.into(),
+                    i.external_id.as_str().into(),
+                    i.status.as_deref().into(),
+                    i.severity.as_deref().into(),
+                    c.severity_rank.into(),
+                    i.title.as_deref().into(),
+                    c.title_folded.as_deref().into(),
+                    c.owner.as_deref().into(),
+                    c.update_ns.into(),
+                    c.created_ns.into(),
+                    c.data.as_str().into(),
+                    now.into(),
+                    i.tenant_id.as_deref().into(),
+                ]
+            }));
+            // An existing incident keeps its id and first sync time.
+            sql.push(
+                " ON CONFLICT (scope, external_id) DO UPDATE SET status = excluded.status, \
+                 severity = excluded.severity, severity_rank = excluded.severity_rank, \
+                 title = excluded.title, title_folded = excluded.title_folded, \
+                 owner = excluded.owner, last_update_ns = excluded.last_update_ns, \
+                 created_ns = excluded.created_ns, data = excluded.data, \
+                 tenant_id = excluded.tenant_id \
+                 WHERE incidents.last_update_ns <= excluded.last_update_ns",
+            );
+            dyn_query!(sqlx::query, sql).execute(&mut *tx).await?;
+
+            let replaced: Vec<Arg> = chunk
+                .iter()
+                .filter(|(_, _, stored)| *stored)
+                .map(|(_, id, _)| Arg::from(id.as_str()))
+                .collect();
+            if !replaced.is_empty() {
+                let mut sql = DynSql::new("DELETE FROM incident_sources WHERE incident_id IN (");
+                sql.list(replaced);
+                sql.push(")");
+                dyn_query!(sqlx::query, sql).execute(&mut *tx).await?;
+            }
+            let sources: Vec<[Arg; 3]> = chunk
+                .iter()
+                .flat_map(|(c, id, _)| {
+                    c.incident.sources.iter().map(|s| {
+                        [
+                            Arg::from(id.as_str()),
+                            s.as_str().into(),
+                            c.update_ns.into(),
+                        ]
+                    })
+                })
+                .collect();
+            for rows in sources.chunks(ROWS_PER_STATEMENT) {
+                let mut sql = DynSql::new(
+                    "INSERT INTO incident_sources (incident_id, source, last_update_ns) VALUES ",
+                );
+                sql.rows(rows.iter().copied());
+                sql.push(" ON CONFLICT DO NOTHING");
+                dyn_query!(sqlx::query, sql).execute(&mut *tx).await?;
+            }
+        }
+
+        for chunk in alerts.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = DynSql::new(
+                "INSERT INTO incident_alerts (scope, external_id, incident_external_id, \
+                 last_update_ns, data) VALUES ",
+            );
+            sql.rows(chunk.iter().map(|(incident, alert, data)| {
+                [
+                    Arg::from(scope),
+                    alert.external_id.as_str().into(),
+                    (*incident).into(),
+                    nanos(alert.last_update).into(),
+                    data.as_str().into(),
+                ]
+            }));
+            sql.push(
+                " ON CONFLICT (scope, external_id) DO UPDATE SET \
+                 incident_external_id = excluded.incident_external_id, \
+                 last_update_ns = excluded.last_update_ns, data = excluded.data \
+                 WHERE excluded.last_update_ns >= incident_alerts.last_update_ns",
+            );
+            dyn_query!(sqlx::query, sql).execute(&mut *tx).await?;
+        }
+
         sqlx::query(
             "UPDATE sync_scopes SET fetched = fetched + $2, created = created + $3, updated = updated + $4 WHERE scope = $1",
         )
@@ -498,6 +634,90 @@ pub async fn status(db: &Db, provider_id: &str) -> Result<SyncStatus, StoreError
     })
 }
 
+/// The orders an incident list can come in, newest first; each has its own keyset index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentSort {
+    /// Last update (the default).
+    #[default]
+    Updated,
+    /// Creation time.
+    Created,
+    /// Severity (high first), then last update.
+    Severity,
+}
+
+/// Where a page starts: the sort keys of the last incident of the previous one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    keys: Vec<i64>,
+    id: String,
+}
+
+impl IncidentSort {
+    /// The cursor after `row`: `{updated_ns}.{id}`, `c{created_ns}.{id}` or
+    /// `s{rank}.{updated_ns}.{id}`.
+    pub fn cursor(self, row: &IncidentRow) -> String {
+        match self {
+            Self::Updated => format!("{}.{}", row.last_update_ns, row.id),
+            Self::Created => format!("c{}.{}", row.created_ns, row.id),
+            Self::Severity => format!("s{}.{}.{}", row.severity_rank, row.last_update_ns, row.id),
+        }
+    }
+
+    /// The position a cursor of this sort names; `None` for anything else (a cursor of another
+    /// sort included).
+    pub fn position(self, cursor: &str) -> Option<Position> {
+        let (keys, id) = cursor.rsplit_once('.')?;
+        crate::id::ResourceId::parse(id)?;
+        let keys: Vec<&str> = match self {
+            Self::Updated => vec![keys],
+            Self::Created => vec![keys.strip_prefix('c')?],
+            Self::Severity => {
+                let (rank, ns) = keys.strip_prefix('s')?.split_once('.')?;
+                vec![rank, ns]
+            }
+        };
+        let keys = keys
+            .into_iter()
+            .map(sort_key)
+            .collect::<Option<Vec<i64>>>()?;
+        Some(Position {
+            keys,
+            id: id.to_owned(),
+        })
+    }
+
+    /// The sort keys after the id column, with the table they are read from.
+    fn columns(self, via_sources: bool) -> &'static [&'static str] {
+        match (self, via_sources) {
+            (Self::Updated, false) => &["i.last_update_ns", "i.id"],
+            // The source index carries the update time, so a source filter walks it in order.
+            (Self::Updated, true) => &["s.last_update_ns", "s.incident_id"],
+            (Self::Created, _) => &["i.created_ns", "i.id"],
+            (Self::Severity, _) => &["i.severity_rank", "i.last_update_ns", "i.id"],
+        }
+    }
+}
+
+/// A decimal sort key as cursors write it; nineteen digits may exceed i64, and such a position
+/// lies beyond every stored value, so it is clamped rather than refused.
+fn sort_key(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if !(1..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
+
+/// Counting stops here: a list says "more than 10,000" rather than paying for a full count of a
+/// large store on every page.
+pub const TOTAL_CAP: i64 = 10_000;
+
 /// Filters of `GET /api/incidents`.
 #[derive(Debug, Default)]
 pub struct IncidentFilter {
@@ -508,9 +728,13 @@ pub struct IncidentFilter {
     pub tenant_id: Option<String>,
     /// Incidents with an alert from this product.
     pub source: Option<String>,
+    /// Assigned to this user (compared lower-cased).
+    pub owner: Option<String>,
+    /// Lower-cased text the title contains.
+    pub title_contains: Option<String>,
     pub updated_since_ns: Option<i64>,
-    /// Keyset cursor: `(last_update_ns, id)` of the last incident of the previous page.
-    pub before: Option<(i64, String)>,
+    pub sort: IncidentSort,
+    pub after: Option<Position>,
     pub limit: i64,
 }
 
@@ -520,66 +744,134 @@ pub struct IncidentRow {
     pub scope: String,
     pub external_id: String,
     pub last_update_ns: i64,
+    pub created_ns: i64,
+    pub severity_rank: i64,
     pub data: String,
 }
 
-/// The `WHERE` clause shared by the page and its count (a macro, so queries stay static).
-/// Redirected (merged) incidents are hidden unless asked for: a merge shows once, as its target.
-macro_rules! incident_filters {
-    () => {
-        "($1 IS NULL OR status = $1) AND ($2 IS NULL OR severity = $2) \
-         AND ($3 IS NULL OR last_update_ns >= $3) \
-         AND ($4 IS NULL OR EXISTS (SELECT 1 FROM provider_scopes p \
-              WHERE p.provider_id = $4 AND p.scope = incidents.scope)) \
-         AND ($5 IS NULL OR tenant_id = $5) \
-         AND ($6 IS NULL OR EXISTS (SELECT 1 FROM incident_sources s \
-              WHERE s.source = $6 AND s.incident_id = incidents.id)) \
-         AND (status IS NULL OR status <> 'redirected' OR $1 = 'redirected')"
-    };
+/// `text` as a `LIKE` pattern matching it anywhere, with `\` escaping its own wildcards.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
+/// `FROM … WHERE …` of a list: only the filters asked for, so that the planner can walk the one
+/// index that serves them. Redirected (merged) incidents are hidden unless asked for: a merge
+/// shows once, as its target.
+fn filtered<'a>(
+    sql: &mut DynSql<'a>,
+    f: &'a IncidentFilter,
+    scope: Option<&'a str>,
+    title: Option<&'a str>,
+) {
+    match &f.source {
+        Some(source) => {
+            sql.push(" FROM incident_sources s JOIN incidents i ON i.id = s.incident_id WHERE s.source = ")
+                .arg(source.as_str());
+        }
+        None => {
+            sql.push(" FROM incidents i WHERE 1 = 1");
+        }
+    }
+    match &f.status {
+        Some(status) => sql.push(" AND i.status = ").arg(status.as_str()),
+        None => sql.push(" AND (i.status IS NULL OR i.status <> 'redirected')"),
+    };
+    if let Some(severity) = &f.severity {
+        sql.push(" AND i.severity = ").arg(severity.as_str());
+    }
+    if let Some(scope) = scope {
+        sql.push(" AND i.scope = ").arg(scope);
+    }
+    if let Some(tenant) = &f.tenant_id {
+        sql.push(" AND i.tenant_id = ").arg(tenant.as_str());
+    }
+    if let Some(owner) = &f.owner {
+        sql.push(" AND i.owner = ").arg(owner.as_str());
+    }
+    if let Some(pattern) = title {
+        sql.push(" AND i.title_folded LIKE ")
+            .arg(pattern)
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(since) = f.updated_since_ns {
+        sql.push(" AND i.last_update_ns >= ").arg(since);
+    }
+}
+
+/// One page of incidents, and how many match (counted up to [`TOTAL_CAP`]; `true`: more do).
 pub async fn list_incidents(
     db: &Db,
     f: &IncidentFilter,
-) -> Result<(Vec<IncidentRow>, i64), StoreError> {
-    let (before_ns, before_id) = f.before.clone().unzip();
-    let page_sql = concat!(
-        "SELECT id, scope, external_id, last_update_ns, data FROM incidents WHERE ",
-        incident_filters!(),
-        " AND ($7 IS NULL OR last_update_ns < $7 OR (last_update_ns = $7 AND id < $8)) \
-         ORDER BY last_update_ns DESC, id DESC LIMIT $9"
+) -> Result<(Vec<IncidentRow>, i64, bool), StoreError> {
+    // A provider filter is a scope filter: the collection it reads, once a run resolved it.
+    let scope: Option<String> = match &f.provider_id {
+        None => None,
+        Some(provider) => {
+            let sql = "SELECT scope FROM provider_scopes WHERE provider_id = $1";
+            let found: Option<(String,)> = with_db!(db, |pool| sqlx::query_as(sql)
+                .bind(provider)
+                .fetch_optional(pool)
+                .await?);
+            match found {
+                Some((scope,)) => Some(scope),
+                None => return Ok((Vec::new(), 0, false)),
+            }
+        }
+    };
+    let title = f.title_contains.as_deref().map(contains_pattern);
+    let columns = f.sort.columns(f.source.is_some());
+
+    let mut page = DynSql::new(
+        "SELECT i.id, i.scope, i.external_id, i.last_update_ns, i.created_ns, i.severity_rank, i.data",
     );
-    let count_sql = concat!("SELECT COUNT(*) FROM incidents WHERE ", incident_filters!());
-    let rows: Vec<IncidentRow> = with_db!(db, |pool| {
-        sqlx::query_as(page_sql)
-            .bind(&f.status)
-            .bind(&f.severity)
-            .bind(f.updated_since_ns)
-            .bind(&f.provider_id)
-            .bind(&f.tenant_id)
-            .bind(&f.source)
-            .bind(before_ns)
-            .bind(before_id)
-            .bind(f.limit)
-            .fetch_all(pool)
-            .await?
-    });
-    let (total,): (i64,) = with_db!(db, |pool| {
-        sqlx::query_as(count_sql)
-            .bind(&f.status)
-            .bind(&f.severity)
-            .bind(f.updated_since_ns)
-            .bind(&f.provider_id)
-            .bind(&f.tenant_id)
-            .bind(&f.source)
-            .fetch_one(pool)
-            .await?
-    });
-    Ok((rows, total))
+    filtered(&mut page, f, scope.as_deref(), title.as_deref());
+    if let Some(after) = &f.after {
+        // A row-value comparison: one index range on both backends.
+        page.push(" AND (");
+        push_columns(&mut page, columns, "");
+        page.push(") < (")
+            .list(after.keys.iter().map(|k| Arg::from(*k)))
+            .push(", ")
+            .arg(after.id.as_str())
+            .push(")");
+    }
+    page.push(" ORDER BY ");
+    push_columns(&mut page, columns, " DESC");
+    page.push(" LIMIT ").arg(f.limit);
+    let rows: Vec<IncidentRow> = with_db!(db, |pool| dyn_query!(sqlx::query_as, page)
+        .fetch_all(pool)
+        .await?);
+
+    let mut count = DynSql::new("SELECT COUNT(*) FROM (SELECT 1");
+    filtered(&mut count, f, scope.as_deref(), title.as_deref());
+    count.push(" LIMIT ").arg(TOTAL_CAP + 1).push(") matching");
+    let counted: i64 = with_db!(db, |pool| dyn_query!(sqlx::query_scalar, count)
+        .fetch_one(pool)
+        .await?);
+    Ok((rows, counted.min(TOTAL_CAP), counted > TOTAL_CAP))
+}
+
+fn push_columns(sql: &mut DynSql<'_>, columns: &[&'static str], suffix: &'static str) {
+    for (i, column) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push(column).push(suffix);
+    }
 }
 
 pub async fn get_incident(db: &Db, id: &str) -> Result<Option<IncidentRow>, StoreError> {
-    let sql = "SELECT id, scope, external_id, last_update_ns, data FROM incidents WHERE id = $1";
+    let sql = "SELECT id, scope, external_id, last_update_ns, created_ns, severity_rank, data \
+               FROM incidents WHERE id = $1";
     Ok(with_db!(db, |pool| sqlx::query_as(sql)
         .bind(id)
         .fetch_optional(pool)

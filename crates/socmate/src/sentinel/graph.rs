@@ -241,15 +241,14 @@ impl SentinelConnection {
         }
         let mut expected = None;
         let mut read = 0u64;
-        let mut next = Some(url);
         let attempts = if mode.lighter().is_some() {
             ATTEMPTS_BEFORE_LIGHTER
         } else {
             MAX_ATTEMPTS
         };
         let attempts = move |e: &FetchError| if heavy(e) { attempts } else { MAX_ATTEMPTS };
-        while let Some(url) = next.take() {
-            let page = self.page_with_attempts(url, &attempts, deadline).await?;
+        let mut page = self.page_with_attempts(url, &attempts, deadline).await?;
+        loop {
             let count = page.count.unwrap_or(0);
             if expected.is_none() {
                 if count > MAX_SLICE_INCIDENTS && slice.splittable() {
@@ -270,11 +269,26 @@ impl SentinelConnection {
             if mode == Mode::Plain {
                 self.add_alerts(&mut batch, deadline, sink).await?;
             }
-            sink.put(batch).await?;
-            next = page
+            let next = page
                 .next_link
                 .map(|link| self.checked_next_link(&link))
                 .transpose()?;
+            // The next page downloads while this one is written.
+            let fetch_next = async {
+                match next {
+                    Some(url) => self
+                        .page_with_attempts(url, &attempts, deadline)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (written, fetched) = tokio::join!(sink.put(batch), fetch_next);
+            written?;
+            match fetched? {
+                Some(next_page) => page = next_page,
+                None => break,
+            }
         }
         match expected {
             Some(expected) if read < expected => {

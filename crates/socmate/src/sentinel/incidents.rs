@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::siem::{Alert, Incident};
+use crate::siem::{Alert, Incident, text_field};
 
 #[derive(Debug, thiserror::Error)]
 #[error("incident {id}: {problem}")]
@@ -151,6 +151,8 @@ pub fn map_incident(incident: &Value, fallback_tenant: &str) -> Result<Incident,
         created,
         tenant_id: Some(tenant_id.to_ascii_lowercase()),
         sources: Vec::new(),
+        title: text_field(&data, "display_name"),
+        owner: text_field(&data, "assigned_to"),
         data: Value::Object(data),
         alerts,
     };

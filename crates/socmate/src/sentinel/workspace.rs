@@ -27,6 +27,7 @@ use super::incidents::{MappingError, enum_value, label_sources, parse_time, prod
 use crate::siem::retry::with_retries;
 use crate::siem::{
     Alert, FetchError, Incident, IncidentSink, QueryError, QueryRequest, ReadReport, SyncWindow,
+    text_field,
 };
 
 /// Incidents a page: their rows carry alert lists and comments, so pages stay modest.
@@ -488,6 +489,8 @@ fn map_incident(
         created: parse_time(record.get("CreatedTime")),
         tenant_id: Some(tenant.to_ascii_lowercase()),
         sources: Vec::new(),
+        title: text_field(&data, "display_name"),
+        owner: text_field(&data, "assigned_to"),
         data: Value::Object(data),
         alerts: Vec::new(),
     };

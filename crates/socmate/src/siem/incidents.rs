@@ -21,6 +21,9 @@ pub struct Incident {
     /// Lower-camel status and severity as the SIEM sends them (filterable columns).
     pub status: Option<String>,
     pub severity: Option<String>,
+    /// The title and the assignee as shown to analysts (searchable and filterable columns).
+    pub title: Option<String>,
+    pub owner: Option<String>,
     /// Orders versions: a stored incident is only replaced by the same or a newer one.
     pub last_update: DateTime<Utc>,
     pub created: Option<DateTime<Utc>>,
@@ -126,6 +129,15 @@ impl FetchError {
             _ => None,
         }
     }
+}
+
+/// The text value of a field of an incident's API shape (`display_name`, `assigned_to`), for the
+/// columns a connector fills from what it already mapped.
+pub fn text_field(data: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    data.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Nanoseconds since the epoch: orders versions exactly (saturating far in the future).

@@ -23,7 +23,7 @@ pub mod retry;
 
 pub use fields::Fields;
 pub use incidents::{
-    Alert, FetchError, Incident, IncidentScope, IncidentSink, ReadReport, SyncWindow,
+    Alert, FetchError, Incident, IncidentScope, IncidentSink, ReadReport, SyncWindow, text_field,
 };
 pub use query::{MAX_VALUE_DEPTH, QueryError, QueryRequest, QueryResult};
 pub use registry::Registry;

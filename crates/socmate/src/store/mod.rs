@@ -6,6 +6,11 @@
 //! unique indexes) and in transactions; SQLite write transactions start `IMMEDIATE` so a
 //! read-then-write never fails to upgrade its lock under contention.
 
+mod dynamic;
+
+pub(crate) use dynamic::dyn_query;
+pub use dynamic::{Arg, DynSql};
+
 use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;

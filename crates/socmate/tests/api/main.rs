@@ -11,6 +11,7 @@ mod expiry;
 mod graph_reality;
 mod health;
 mod helpers;
+mod incident_lists;
 mod incidents;
 mod investigations;
 mod keys;

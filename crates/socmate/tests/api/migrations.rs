@@ -241,3 +241,86 @@ async fn the_provider_seam_migration_keeps_every_row() {
     let value: &Value = &page.body["incidents"][0]["display_name"];
     assert!(value.is_string());
 }
+
+#[tokio::test]
+async fn the_list_columns_migration_backfills_what_lists_search_sort_and_filter_on() {
+    let (data_dir, db_url) = fresh_store().await;
+    let db = match &db_url {
+        Some(url) => Db::connect(DatabaseLocation::Url(&SecretString::from(url.clone())))
+            .await
+            .unwrap(),
+        None => Db::connect(DatabaseLocation::SqliteIn(data_dir.path()))
+            .await
+            .unwrap(),
+    };
+    migrate_up_to(&db, 10).await;
+    // Two incidents as the previous version stored them: one without a creation time.
+    let now = Utc::now();
+    let scope = format!("azure-tenant:{TENANT}");
+    for (n, title, owner, severity, created) in [
+        (
+            1_i64,
+            "Brute force against Kai",
+            "Kai@Contoso.com",
+            "medium",
+            None,
+        ),
+        (2, "Inbox rule", "lee@contoso.com", "high", Some(5_i64)),
+    ] {
+        let id = socmate::id::ResourceId::generate().to_string();
+        let data = json!({"display_name": title, "assigned_to": owner, "severity": severity});
+        exec!(
+            &db,
+            "INSERT INTO incidents (id, scope, tenant_id, external_id, status, severity, \
+             last_update_ns, created_ns, data, first_synced_at) \
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9)",
+            &id,
+            &scope,
+            TENANT,
+            format!("inc-{n}"),
+            severity,
+            n * 1_000,
+            created,
+            data.to_string(),
+            now,
+        );
+        exec!(
+            &db,
+            "INSERT INTO incident_sources (incident_id, source) VALUES ($1, 'microsoftSentinel')",
+            &id,
+        );
+    }
+    db.close().await;
+
+    let app = spawn_app_with(Options {
+        store: Some((data_dir, db_url)),
+        ..Options::default()
+    })
+    .await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["external_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("search=BRUTE", vec!["inc-1"]),
+        ("owner=kai@contoso.com", vec!["inc-1"]),
+        // Without a creation time an incident sorts by its update (1,000 ns > 5 ns).
+        ("sort=created", vec!["inc-1", "inc-2"]),
+        ("sort=severity", vec!["inc-2", "inc-1"]),
+        ("source=microsoftSentinel", vec!["inc-2", "inc-1"]),
+        (
+            "source=microsoftSentinel&updated_since=1970-01-01T00:00:00.000001500Z",
+            vec!["inc-2"],
+        ),
+    ] {
+        let listed = app
+            .analyst(Method::GET, &format!("/api/incidents?{query}"), None)
+            .await;
+        assert_eq!(listed.status, StatusCode::OK, "{query}: {}", listed.body);
+        assert_eq!(ids(&listed.body), expected, "{query}");
+    }
+}

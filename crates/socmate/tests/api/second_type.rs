@@ -462,6 +462,8 @@ fn acme_incident(item: &Value) -> Option<Incident> {
         external_id: id.to_owned(),
         status: item["state"].as_str().map(str::to_owned),
         severity: item["priority"].as_str().map(str::to_owned),
+        title: item["title"].as_str().map(str::to_owned),
+        owner: None,
         last_update: updated,
         created: None,
         tenant_id: None,

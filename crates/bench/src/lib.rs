@@ -19,7 +19,7 @@ pub const WORKSPACE: &str = "c0ffee00-0000-4000-8000-00000000beef";
 pub struct Socmate {
     child: Child,
     pub base: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Socmate {
@@ -62,11 +62,12 @@ impl Socmate {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self {
-            child,
-            base,
-            _data: data,
-        })
+        Ok(Self { child, base, data })
+    }
+
+    /// The server's data directory (its SQLite file lives here).
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
     }
 
     /// The peak resident set size (`VmHWM`) of the server so far, in bytes.

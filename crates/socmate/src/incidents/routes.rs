@@ -74,9 +74,9 @@ struct IncidentList {
     /// `external_id` (the SIEM's id).
     #[schema(value_type = Vec<Object>)]
     incidents: Vec<Value>,
-    /// How many incidents match the filters, counted up to 10,000.
+    /// How many incidents match the filters, counted up to 1,000.
     total: i64,
-    /// More than `total` incidents match (counting stopped at 10,000).
+    /// More than `total` incidents match (counting stopped at 1,000).
     total_capped: bool,
     next_cursor: Option<String>,
     /// How current the stored incidents are.

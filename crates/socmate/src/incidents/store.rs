@@ -714,9 +714,9 @@ fn sort_key(text: &str) -> Option<i64> {
     }))
 }
 
-/// Counting stops here: a list says "more than 10,000" rather than paying for a full count of a
-/// large store on every page.
-pub const TOTAL_CAP: i64 = 10_000;
+/// Counting stops here: a list says "more than 1,000" rather than paying for a full count of a
+/// large store on every page (a capped count costs the same whatever the store holds).
+pub const TOTAL_CAP: i64 = 1_000;
 
 /// Filters of `GET /api/incidents`.
 #[derive(Debug, Default)]
@@ -851,8 +851,12 @@ pub async fn list_incidents(
         .fetch_all(pool)
         .await?);
 
+    // Ordered like the page, so the planner walks the same index and stops at the cap (unordered,
+    // PostgreSQL may build a bitmap of every match first).
     let mut count = DynSql::new("SELECT COUNT(*) FROM (SELECT 1");
     filtered(&mut count, f, scope.as_deref(), title.as_deref());
+    count.push(" ORDER BY ");
+    push_columns(&mut count, columns, " DESC");
     count.push(" LIMIT ").arg(TOTAL_CAP + 1).push(") matching");
     let counted: i64 = with_db!(db, |pool| dyn_query!(sqlx::query_scalar, count)
         .fetch_one(pool)

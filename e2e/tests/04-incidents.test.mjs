@@ -102,6 +102,34 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await page.waitForFunction(() => !/status=|severity=|source=/.test(window.location.hash));
     assert.equal(await page.getByLabel('Product').inputValue(), '');
 
+    // Search (any case), owner (any case) and sort, as the API answers them.
+    const everything = (await (await page.request.get('/api/incidents?limit=200')).json()).incidents;
+    const title = everything[0].display_name;
+    const titled = everything.filter((i) => (i.display_name || '').toLowerCase().includes(title.toLowerCase()));
+    await page.getByLabel('Title contains').fill(title.toUpperCase());
+    await page.getByTestId('apply-filters').click();
+    await page.waitForFunction(() => window.location.hash.includes('search='));
+    await waitForText(page.getByTestId('page-info'), new RegExp(`of ${titled.length} incidents?$`));
+    for (const text of await page.getByTestId('incident-link').allTextContents()) {
+      assert.ok(text.toLowerCase().includes(title.toLowerCase()), `${text} contains ${title}`);
+    }
+    await page.getByTestId('clear-filters').click();
+    const owner = everything.find((i) => i.assigned_to).assigned_to;
+    const owned = everything.filter((i) => (i.assigned_to || '').toLowerCase() === owner.toLowerCase());
+    await page.getByLabel('Assigned to').fill(owner.toUpperCase());
+    await page.getByTestId('apply-filters').click();
+    await waitForText(page.getByTestId('page-info'), new RegExp(`of ${owned.length} incidents?$`));
+    for (const text of await page.getByTestId('incident-owner').allTextContents()) assert.equal(text.toLowerCase(), owner.toLowerCase());
+    await page.getByTestId('clear-filters').click();
+    await page.getByLabel('Sort by').selectOption('severity');
+    await page.getByTestId('apply-filters').click();
+    await page.waitForFunction(() => window.location.hash.includes('sort=severity'));
+    await waitForText(page.getByTestId('page-info'), new RegExp(`of ${total} incidents$`));
+    const rank = { high: 4, medium: 3, low: 2, informational: 1 };
+    const order = (await page.getByTestId('severity').allTextContents()).map((s) => rank[s] || 0);
+    assert.deepEqual(order, [...order].sort((a, b) => b - a), `high first: ${order}`);
+    await page.getByTestId('clear-filters').click();
+
     // Detail: fields and the alerts.
     await page.goto('/#/incidents');
     await rows.first().waitFor();

@@ -1,6 +1,6 @@
-// Incidents: filters in the address, keyset paging, newest update first.
+// Incidents: filters, search and sort in the address, keyset paging, newest update first.
 
-import { api, describeError } from '/console/api.js';
+import { api, describeError, providerNames } from '/console/api.js';
 import { append, clear, h } from '/console/dom.js';
 import { currentPage, currentQuery, isAdmin, showPage, stillOn } from '/console/shell.js';
 import { announce, plural, statusArea, timeEl } from '/console/ui.js';
@@ -14,7 +14,10 @@ const SEVERITIES = [
   ['', 'Any severity'], ['high', 'High'], ['medium', 'Medium'], ['low', 'Low'],
   ['informational', 'Informational'], ['unknown', 'Unknown'],
 ];
+const SORTS = [['', 'Last updated'], ['created', 'Created'], ['severity', 'Severity']];
 const DEFAULT_PAGE_SIZE = 25;
+// Every filter the address and the API share, in form order.
+const FILTER_NAMES = ['search', 'status', 'severity', 'source', 'provider_id', 'owner', 'sort'];
 
 /** Where the list is (filters and page), kept across visits so "back" returns to it. */
 export const incidentsView = { cursors: [null], page: 0, key: '', listHash: '#/incidents', products: new Map() };
@@ -38,9 +41,7 @@ export function humanStatus(value) {
 /** Reads the filters from the address (`#/incidents?status=active&severity=high`). */
 function readFilters(view) {
   const query = currentQuery();
-  view.status = query.get('status') || '';
-  view.severity = query.get('severity') || '';
-  view.source = query.get('source') || '';
+  for (const name of FILTER_NAMES) view[name] = query.get(name) || '';
   const asked = Number.parseInt(query.get('limit') || '', 10);
   view.pageSize = asked >= 1 && asked <= 200 ? asked : DEFAULT_PAGE_SIZE;
   const key = filterKey(view);
@@ -62,7 +63,12 @@ function rememberProducts(view, incidents) {
 }
 
 function filterKey(view) {
-  return `${view.status}|${view.severity}|${view.source}|${view.pageSize}`;
+  return [...FILTER_NAMES.map((name) => view[name]), view.pageSize].join('|');
+}
+
+/** Whether any filter (not the sort) narrows the list. */
+function isFiltered(view) {
+  return FILTER_NAMES.some((name) => name !== 'sort' && view[name]);
 }
 
 function select(id, options, value) {
@@ -92,13 +98,13 @@ function incidentRow(incident) {
       h('div', { text: productText(incident) || '—' }),
       incident.origin ? h('div', { class: 'muted small', text: incident.origin }) : null,
       incident.tenant_id ? h('div', { class: 'muted small', text: `Tenant ${incident.tenant_id}` }) : null),
-    h('td', { text: incident.assigned_to || '—' }),
+    h('td', { testid: 'incident-owner', text: incident.assigned_to || '—' }),
     h('td', {}, timeEl(incident.last_update_at, '—')));
 }
 
 function incidentsTable(incidents, view) {
   if (!incidents.length) {
-    const filtered = view.status || view.severity || view.source;
+    const filtered = isFiltered(view);
     return h('div', { class: 'empty', testid: 'incidents-empty' },
       h('p', { text: filtered ? 'No incident matches these filters.' : 'No incidents yet.' }),
       isAdmin() && !filtered
@@ -117,17 +123,28 @@ export async function incidentsPage() {
   const view = incidentsView;
   readFilters(view);
   const status = statusArea('incidents-status');
-  const statusSelect = select('filter-status', INCIDENT_STATUSES, view.status);
-  const severitySelect = select('filter-severity', SEVERITIES, view.severity);
-  const sourceSelect = select('filter-source', productOptions(view), view.source);
+  const providers = await providerNames().catch(() => []);
+  if (!stillOn(seq)) return;
+  const text = (id, value, attrs) => h('input', { id, testid: id, value, maxlength: '200', autocomplete: 'off', ...attrs });
+  const controls = {
+    search: text('filter-search', view.search, { type: 'search', placeholder: 'Words in the title' }),
+    status: select('filter-status', INCIDENT_STATUSES, view.status),
+    severity: select('filter-severity', SEVERITIES, view.severity),
+    source: select('filter-source', productOptions(view), view.source),
+    provider_id: select('filter-provider', [['', 'Any provider'], ...providers.map((p) => [p.id, p.name])], view.provider_id),
+    owner: text('filter-owner', view.owner, { type: 'email', placeholder: 'name@example.com' }),
+    sort: select('filter-sort', SORTS, view.sort),
+  };
+  const labels = { search: 'Title contains', status: 'Status', severity: 'Severity', source: 'Product',
+    provider_id: 'Provider', owner: 'Assigned to', sort: 'Sort by' };
   const filters = h('form', { class: 'filters', testid: 'incident-filters', 'aria-label': 'Filter incidents' },
-    h('div', { class: 'field inline' }, h('label', { for: 'filter-status', text: 'Status' }), statusSelect),
-    h('div', { class: 'field inline' }, h('label', { for: 'filter-severity', text: 'Severity' }), severitySelect),
-    h('div', { class: 'field inline' }, h('label', { for: 'filter-source', text: 'Product' }), sourceSelect),
+    FILTER_NAMES.map((name) => h('div', { class: 'field inline' },
+      h('label', { for: controls[name].id, text: labels[name] }), controls[name])),
     h('button', { type: 'submit', class: 'btn', testid: 'apply-filters', text: 'Apply filters' }),
     h('button', { type: 'button', class: 'btn btn-quiet', testid: 'clear-filters', text: 'Clear filters' }));
+  const chosen = () => Object.fromEntries(FILTER_NAMES.map((name) => [name, controls[name].value.trim()]));
   const ui = {
-    seq, status, sourceSelect, table: h('div', { class: 'table-wrap' }),
+    seq, status, sourceSelect: controls.source, table: h('div', { class: 'table-wrap' }),
     prev: h('button', { type: 'button', class: 'btn', testid: 'prev-page', text: '← Previous page' }),
     next: h('button', { type: 'button', class: 'btn', testid: 'next-page', text: 'Next page →' }),
     info: h('span', { class: 'muted', testid: 'page-info' }),
@@ -140,12 +157,12 @@ export async function incidentsPage() {
 
   filters.addEventListener('submit', (event) => {
     event.preventDefault();
-    applyFilters(view, { status: statusSelect.value, severity: severitySelect.value, source: sourceSelect.value });
+    applyFilters(view, chosen());
     loadPage(view, ui);
   });
   filters.querySelector('[data-testid="clear-filters"]').addEventListener('click', () => {
-    for (const control of [statusSelect, severitySelect, sourceSelect]) control.value = '';
-    applyFilters(view, { status: '', severity: '', source: '' });
+    for (const control of Object.values(controls)) control.value = '';
+    applyFilters(view, chosen());
     loadPage(view, ui);
   });
   ui.next.addEventListener('click', () => {
@@ -190,9 +207,7 @@ async function loadPage(view, ui) {
   ui.status.busy('Loading incidents…');
   ui.table.setAttribute('aria-busy', 'true');
   const params = new URLSearchParams({ limit: String(view.pageSize) });
-  if (view.status) params.set('status', view.status);
-  if (view.severity) params.set('severity', view.severity);
-  if (view.source) params.set('source', view.source);
+  for (const name of FILTER_NAMES) if (view[name]) params.set(name, view[name]);
   const cursor = view.cursors[view.page];
   if (cursor) params.set('cursor', cursor);
   try {
@@ -205,16 +220,16 @@ async function loadPage(view, ui) {
     clear(ui.table).append(incidentsTable(incidents, view));
     append(clear(ui.freshness), [freshnessNote(data.synced)]);
     const total = typeof data.total === 'number' ? data.total : incidents.length;
+    // The server stops counting at a cap and says so: "1,000+", never a made-up exact figure.
+    const counted = data.total_capped ? `${total.toLocaleString('en-US')}+ incidents` : plural(total, 'incident', 'incidents');
     const first = view.page * view.pageSize + (incidents.length ? 1 : 0);
     const last = view.page * view.pageSize + incidents.length;
-    ui.info.textContent = incidents.length
-      ? `${first}–${last} of ${plural(total, 'incident', 'incidents')}`
-      : plural(total, 'incident', 'incidents');
+    ui.info.textContent = incidents.length ? `${first}–${last} of ${counted}` : counted;
     ui.prev.disabled = view.page === 0;
     ui.next.disabled = !data.next_cursor;
     ui.status.clear();
     ui.status.el.dataset.total = String(total);
-    announce(`${plural(total, 'incident', 'incidents')} found.`);
+    announce(`${counted} found.`);
   } catch (e) {
     if (stillOn(ui.seq)) ui.status.error(`Could not load incidents: ${describeError(e)}`);
   } finally {

@@ -159,6 +159,9 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     await page.getByTestId('copy-row').first().click();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()),
       '9223372036854775807\t-9223372036854775808\t9007199254740993');
+    // A double-clicked cell copies its own value, exactly.
+    await page.getByTestId('result-table').first().locator('tbody tr').first().locator('td').nth(0).dblclick();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), '9223372036854775807');
     // …and export exactly, as CSV from the server and as JSON from the page.
     const [bigCsv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
     assert.equal(await fs.readFile(await bigCsv.path(), 'utf8'), 'big,low,odd\r\n9223372036854775807,-9223372036854775808,9007199254740993\r\n');

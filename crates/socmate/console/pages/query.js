@@ -4,7 +4,7 @@
 import { ApiError, ExactNumber, api, describeError, providerNames, providerTypes } from '/console/api.js';
 import { clear, h } from '/console/dom.js';
 import { currentPage, isAdmin, showPage, stillOn } from '/console/shell.js';
-import { plural, statusArea, withBusyButton } from '/console/ui.js';
+import { announce, plural, statusArea, withBusyButton } from '/console/ui.js';
 import { typeNamed } from '/console/pages/provider-parts.js';
 
 const TIMESPANS = [
@@ -84,13 +84,13 @@ function renderTable(table, index) {
   const draw = () => {
     const first = view.page * MAX_RENDERED_ROWS;
     const shown = view.order.slice(first, first + MAX_RENDERED_ROWS);
-    clear(body).append(...shown.map((row) => {
+    clear(body).append(...shown.map((row, k) => {
       const copy = h('button', { type: 'button', class: 'btn btn-small btn-quiet', testid: 'copy-row', text: 'Copy', 'aria-label': 'Copy this row' });
       copy.addEventListener('click', async () => {
         await navigator.clipboard.writeText(rowText(row)).catch(() => {});
         copy.textContent = 'Copied';
       });
-      return h('tr', {}, columns.map((c, i) => cell(row[i], c.type)), h('td', {}, copy));
+      return h('tr', { dataset: { row: String(first + k) } }, columns.map((c, i) => cell(row[i], c.type)), h('td', {}, copy));
     }));
     const many = rows.length > MAX_RENDERED_ROWS;
     pageInfo.textContent = many
@@ -101,6 +101,15 @@ function renderTable(table, index) {
     prev.disabled = view.page === 0;
     next.disabled = first + MAX_RENDERED_ROWS >= rows.length;
   };
+  // One listener for every cell: a double-click copies that value exactly as the API sent it.
+  body.addEventListener('dblclick', async (event) => {
+    const td = event.target.closest('td');
+    const row = view.order[Number(td?.parentElement?.dataset.row)];
+    if (!row || td.cellIndex >= columns.length) return;
+    await navigator.clipboard.writeText(cellText(row[td.cellIndex]) ?? '').catch(() => {});
+    td.classList.add('copied');
+    announce(`Copied the ${columns[td.cellIndex].name} value.`);
+  });
   prev.addEventListener('click', () => { view.page -= 1; draw(); });
   next.addEventListener('click', () => { view.page += 1; draw(); });
   draw();
@@ -108,7 +117,8 @@ function renderTable(table, index) {
     h('h3', { id: captionId },
       table.name || `Table ${index + 1}`,
       h('span', { class: 'muted', text: ` · ${plural(rows.length, 'row', 'rows')}` })),
-    h('div', { class: 'toolbar' }, prev, next, pageInfo),
+    h('div', { class: 'toolbar' }, prev, next, pageInfo,
+      h('span', { class: 'muted small', text: 'Double-click a cell to copy its value; Copy copies the row.' })),
     h('div', { class: 'table-wrap scroll' },
       h('table', { class: 'data compact', 'aria-labelledby': captionId },
         h('thead', {}, h('tr', {}, headers, h('th', { scope: 'col' }, h('span', { class: 'sr-only', text: 'Copy' })))),

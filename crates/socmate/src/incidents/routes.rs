@@ -143,7 +143,10 @@ async fn list(
         provider_id: q.provider_id,
         tenant_id: q.tenant_id.map(|t| t.to_ascii_lowercase()),
         source: q.source,
-        owner: q.owner.map(|o| o.trim().to_lowercase()),
+        owner: q
+            .owner
+            .map(|o| o.trim().to_lowercase())
+            .filter(|o| !o.is_empty()),
         title_contains,
         updated_since_ns,
         sort,

@@ -145,6 +145,11 @@ async fn search_owner_source_and_every_sort_page_through_each_match_once_in_orde
         page_through(&app, "owner=KAI@contoso.COM", 5).await,
         ids(owned, updated)
     );
+    // An empty owner or search is no filter at all.
+    assert_eq!(
+        page_through(&app, "owner=&search=%20", 50).await,
+        ids(live.clone(), updated)
+    );
     let from_endpoint: Vec<Incident> = live
         .iter()
         .filter(|i| i.sources == ["microsoftDefenderForEndpoint"])

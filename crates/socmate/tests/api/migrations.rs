@@ -41,6 +41,16 @@ fn both_migration_folders_hold_the_same_versions() {
     );
 }
 
+/// The test's store, without migrations.
+async fn open(data_dir: &Path, db_url: Option<&str>) -> Db {
+    let url = db_url.map(|url| SecretString::from(url.to_owned()));
+    let location = match &url {
+        Some(url) => DatabaseLocation::Url(url),
+        None => DatabaseLocation::SqliteIn(data_dir),
+    };
+    Db::connect(location).await.unwrap()
+}
+
 /// Applies the migrations up to `last` only: the schema as an older SoCMate left it.
 async fn migrate_up_to(db: &Db, last: i64) {
     let keep = |m: &sqlx::migrate::Migrator| {
@@ -86,14 +96,7 @@ fn nanos(text: &str) -> i64 {
 #[tokio::test]
 async fn the_provider_seam_migration_keeps_every_row() {
     let (data_dir, db_url) = fresh_store().await;
-    let db = match &db_url {
-        Some(url) => Db::connect(DatabaseLocation::Url(&SecretString::from(url.clone())))
-            .await
-            .unwrap(),
-        None => Db::connect(DatabaseLocation::SqliteIn(data_dir.path()))
-            .await
-            .unwrap(),
-    };
+    let db = open(data_dir.path(), db_url.as_deref()).await;
     migrate_up_to(&db, 6).await;
 
     // What the previous version wrote: a Sentinel provider in the Azure columns (tenant typed as
@@ -245,14 +248,7 @@ async fn the_provider_seam_migration_keeps_every_row() {
 #[tokio::test]
 async fn the_list_columns_migration_backfills_what_lists_search_sort_and_filter_on() {
     let (data_dir, db_url) = fresh_store().await;
-    let db = match &db_url {
-        Some(url) => Db::connect(DatabaseLocation::Url(&SecretString::from(url.clone())))
-            .await
-            .unwrap(),
-        None => Db::connect(DatabaseLocation::SqliteIn(data_dir.path()))
-            .await
-            .unwrap(),
-    };
+    let db = open(data_dir.path(), db_url.as_deref()).await;
     migrate_up_to(&db, 10).await;
     // Two incidents as the previous version stored them: one without a creation time.
     let now = Utc::now();

@@ -37,7 +37,7 @@ struct ListQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page (of the same sort).
+    /// `next_cursor` of the previous page; it continues that listing (its sort wins over `sort`).
     #[param(
         pattern = r"^(-?[0-9]{1,19}|c-?[0-9]{1,19}|s-?[0-9]{1,19}\.-?[0-9]{1,19})\.[0-9a-f]{24}$"
     )]
@@ -106,7 +106,11 @@ async fn list(
     AppQuery(q): AppQuery<ListQuery>,
 ) -> Result<Json<IncidentList>, ApiError> {
     let limit = page::limit(q.limit, 200)?;
-    let sort = q.sort.unwrap_or_default();
+    // A cursor continues the listing it came from, whatever `sort` says.
+    let sort = match q.cursor.as_deref() {
+        Some(c) => store::IncidentSort::of_cursor(c),
+        None => q.sort.unwrap_or_default(),
+    };
     let after = q
         .cursor
         .as_deref()

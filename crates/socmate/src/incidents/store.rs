@@ -665,6 +665,15 @@ impl IncidentSort {
         }
     }
 
+    /// The sort a cursor was written for (by its prefix).
+    pub fn of_cursor(cursor: &str) -> Self {
+        match cursor.as_bytes().first() {
+            Some(b'c') => Self::Created,
+            Some(b's') => Self::Severity,
+            _ => Self::Updated,
+        }
+    }
+
     /// The position a cursor of this sort names; `None` for anything else (a cursor of another
     /// sort included).
     pub fn position(self, cursor: &str) -> Option<Position> {

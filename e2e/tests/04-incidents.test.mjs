@@ -167,6 +167,13 @@ test('incidents after a sync: list, filters, paging and detail with alerts', asy
     await page.getByTestId('open-investigation').click();
     await waitForText(page.getByTestId('page-title'), /^Incident \d+: Suspicious sign-in activity involving one user$/);
     await waitForText(page.getByTestId('investigation-description'), /From incident \d+/);
+    // The investigation holds the incident it was opened from, and the incident names it back.
+    const linked = page.getByTestId('linked-incident-link').filter({ hasText: 'Suspicious sign-in activity involving one user' });
+    await linked.waitFor();
+    await screenshot(page, `${t.name} (investigation)`);
+    await linked.click();
+    await page.getByTestId('incident-details').waitFor();
+    await waitForText(page.getByTestId('incident-investigations'), /^Incident \d+: Suspicious sign-in activity involving one user$/);
 
     // A sync that fails is shown on the list until a run succeeds again.
     await injectFault(stack, { endpoint: 'graph_incidents', kind: 'status', status: 403 });

@@ -86,9 +86,54 @@ test('the audit log, query history and investigations have pages for their roles
   await page.getByTestId('investigation-create').click();
   await waitForText(page.getByTestId('page-title'), /Phishing wave, December/);
   await waitForText(page.getByTestId('investigation-provider'), /Records Sentinel/);
+  // A query run from the investigation runs on its provider and is listed in it.
+  await page.getByTestId('investigation-run').click();
+  await waitForText(page.getByTestId('query-investigation'), /Phishing wave, December/);
+  assert.equal(await page.getByTestId('query-provider').isDisabled(), true);
+  await page.getByLabel('KQL query').fill('print inside=7');
+  await page.getByTestId('run-query').click();
+  await waitForText(page.getByTestId('query-status'), /Query finished: 1 row/);
+  await page.getByTestId('query-investigation').getByRole('link').click();
+  await waitForText(page.getByTestId('page-title'), /Phishing wave, December/);
+  const inside = page.getByTestId('investigation-query').filter({ hasText: 'print inside=7' });
+  await inside.waitFor();
+  assert.match(await inside.textContent(), /analyst@example\.com/);
   await page.getByText('← Investigations').click();
   await page.getByTestId('investigation-link').filter({ hasText: 'Phishing wave, December' }).waitFor();
   await screenshot(page, `${t.name} (investigations)`);
+
+  // Saved queries: saved and shared by the analyst, run by the admin, editable by the owner only.
+  await page.getByTestId('nav-query').click();
+  await page.getByTestId('leave-investigation').click();
+  await page.getByLabel('KQL query').fill('print saved=9223372036854775807');
+  await page.getByTestId('save-query').click();
+  await page.getByTestId('saved-name').fill('Largest long');
+  await page.getByTestId('saved-shared').check();
+  await page.getByTestId('saved-submit').click();
+  await waitForText(page.getByTestId('query-status'), /Saved “Largest long”, shared with everyone\./);
+  const saved = page.getByTestId('saved-query').filter({ hasText: 'Largest long' });
+  await saved.waitFor();
+  assert.match(await saved.textContent(), /yours, shared/);
+  // Saving it again under its name updates it rather than adding a second one.
+  await saved.getByTestId('saved-load').click();
+  await page.getByLabel('KQL query').fill('print saved=9223372036854775807, again=1');
+  await page.getByTestId('save-query').click();
+  assert.equal(await page.getByTestId('saved-name').inputValue(), 'Largest long');
+  await page.getByTestId('saved-submit').click();
+  await waitForText(page.getByTestId('query-status'), /Updated “Largest long”/);
+  await waitUntil(async () => (await page.getByTestId('saved-query').allTextContents()).filter((t) => t.includes('Largest long')).length === 1
+    && (await saved.textContent()).includes('again=1'), { message: 'one saved query, updated' });
+  await screenshot(page, `${t.name} (saved queries)`);
+
+  await admin.page.getByTestId('nav-query').click();
+  const theirs = admin.page.getByTestId('saved-query').filter({ hasText: 'Largest long' });
+  await theirs.waitFor();
+  assert.match(await theirs.textContent(), /shared by analyst@example\.com/);
+  await theirs.getByTestId('saved-load').click();
+  assert.equal(await admin.page.getByLabel('KQL query').inputValue(), 'print saved=9223372036854775807, again=1');
+  await admin.page.getByTestId('run-query').click();
+  await waitForText(admin.page.getByTestId('query-status'), /Query finished: 1 row/);
+  await waitForText(admin.page.locator('[data-testid="result-table"] tbody td').first(), /^9223372036854775807$/);
 
   assert.deepEqual(admin.problems, []);
   assert.deepEqual(analyst.problems, []);

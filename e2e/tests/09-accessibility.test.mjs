@@ -53,9 +53,18 @@ test('no serious accessibility violation on any page, light or dark', async () =
   found.push(...await audit(page, 'incidents'));
   await page.getByTestId('incident-link').first().click();
   await page.getByTestId('incident-details').waitFor();
+  await page.getByTestId('incident-investigations').locator('li').first().waitFor();
   found.push(...await audit(page, 'incident detail'));
+  await page.getByTestId('open-investigation').click();
+  await page.getByTestId('linked-incident').first().waitFor();
+  found.push(...await audit(page, 'investigation'));
 
   await page.goto('/#/query');
+  await page.getByLabel('KQL query').fill('print shared=1');
+  await page.getByTestId('save-query').click();
+  await page.getByTestId('saved-name').fill('Audited query');
+  await page.getByTestId('saved-submit').click();
+  await page.getByTestId('saved-query').first().waitFor();
   await page.getByLabel('KQL query').fill('print n=1, s="text", t=datetime(2024-01-02)');
   await page.getByTestId('run-query').click();
   await page.getByTestId('result-table').waitFor();

@@ -1,8 +1,8 @@
 // One incident: its details, timeline, evidence with verdicts and pivots, alerts with their
-// techniques and recommended actions, and comments with their authors.
+// techniques and recommended actions, comments with their authors, and its investigations.
 
 import { ApiError, api, describeError } from '/console/api.js';
-import { h } from '/console/dom.js';
+import { clear, h } from '/console/dom.js';
 import { currentPage, showPage, stillOn } from '/console/shell.js';
 import { statusArea, timeEl, withBusyButton } from '/console/ui.js';
 import { humanStatus, incidentsView, productText, severityBadge } from '/console/pages/incidents.js';
@@ -178,6 +178,7 @@ export async function incidentDetailPage(id) {
       const created = await api('POST', '/api/investigations', {
         title: `Incident ${incident.external_id}: ${title}`.slice(0, 200),
         description: `From incident ${incident.external_id} (SoCMate ${incident.id}).${link}`,
+        incident_id: incident.id,
       });
       window.location.hash = `#/investigations/${encodeURIComponent(created.id)}`;
     } catch (e) {
@@ -193,5 +194,44 @@ export async function incidentDetailPage(id) {
     evidenceSection(alerts, incident),
     h('h2', { id: 'alerts-heading', text: `Alerts (${alerts.length})` }),
     alertsTable(alerts),
-    commentList(Array.isArray(incident.comments) ? incident.comments : []));
+    commentList(Array.isArray(incident.comments) ? incident.comments : []),
+    investigationsSection(seq, incident));
+}
+
+/** The investigations this incident is linked to, and a way to link it to another. */
+function investigationsSection(seq, incident) {
+  const list = h('ul', { testid: 'incident-investigations' });
+  const status = statusArea('link-status');
+  const choice = h('select', { id: 'link-investigation', testid: 'link-investigation' });
+  const linkButton = h('button', { type: 'button', class: 'btn btn-small', testid: 'link-incident', text: 'Link' });
+  const picker = h('div', { class: 'toolbar', hidden: true },
+    h('label', { for: 'link-investigation', text: 'Link to the investigation' }), choice, linkButton);
+  const load = async () => {
+    const [linked, recent] = await Promise.all([
+      api('GET', `/api/investigations?incident_id=${encodeURIComponent(incident.id)}&limit=100`),
+      api('GET', '/api/investigations?limit=100'),
+    ]);
+    if (!stillOn(seq)) return;
+    const mine = (linked && linked.investigations) || [];
+    clear(list).append(...mine.map((i) => h('li', {},
+      h('a', { href: `#/investigations/${encodeURIComponent(i.id)}`, testid: 'incident-investigation', text: i.title }))));
+    if (!mine.length) list.append(h('li', { class: 'muted', text: 'Not linked to an investigation.' }));
+    const linkedIds = new Set(mine.map((i) => i.id));
+    const others = ((recent && recent.investigations) || []).filter((i) => !linkedIds.has(i.id));
+    clear(choice).append(...others.map((i) => h('option', { value: i.id, text: i.title })));
+    picker.hidden = !others.length;
+  };
+  linkButton.addEventListener('click', () => withBusyButton(linkButton, 'Linking…', async () => {
+    const title = choice.selectedOptions[0]?.textContent;
+    try {
+      await api('PUT', `/api/investigations/${encodeURIComponent(choice.value)}/incidents/${encodeURIComponent(incident.id)}`);
+      await load();
+      status.ok(`Linked to “${title}”.`);
+      (picker.hidden ? list.querySelector('a') : choice)?.focus();
+    } catch (e) {
+      status.error(`Could not link the incident: ${describeError(e)}`);
+    }
+  }));
+  load().catch((e) => { if (stillOn(seq)) status.error(`Could not load the investigations: ${describeError(e)}`); });
+  return [h('h2', { text: 'Investigations' }), list, picker, status.el];
 }

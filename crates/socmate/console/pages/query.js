@@ -1,10 +1,12 @@
 // Query: run a query on the default provider or a chosen one, results as tables. The query
-// language, its example and hint come from the chosen provider's type.
+// language, its example and hint come from the chosen provider's type. Saved queries (one's own
+// and those others share) load into the form; inside an investigation, queries run on the
+// provider it pinned and are recorded with it.
 
 import { ApiError, ExactNumber, api, describeError, providerNames, providerTypes } from '/console/api.js';
 import { clear, h } from '/console/dom.js';
 import { currentPage, isAdmin, showPage, stillOn } from '/console/shell.js';
-import { announce, plural, statusArea, withBusyButton } from '/console/ui.js';
+import { announce, confirmAction, plural, statusArea, withBusyButton } from '/console/ui.js';
 import { typeNamed } from '/console/pages/provider-parts.js';
 
 const TIMESPANS = [
@@ -12,8 +14,8 @@ const TIMESPANS = [
   ['custom', 'Custom range (UTC)…'],
 ];
 const MAX_RENDERED_ROWS = 1000;
-/** What the analyst last ran, kept across visits. */
-const queryView = { query: null, timespan: 'P1D', provider: '', from: '', to: '' };
+/** What the analyst last ran, kept across visits; `investigation` while working in one. */
+const queryView = { query: null, timespan: 'P1D', provider: '', from: '', to: '', investigation: null };
 
 function cellText(value) {
   if (value === null || value === undefined) return null;
@@ -150,13 +152,151 @@ function queryForm(ui) {
       h('div', { class: 'field inline' }, h('label', { for: 'query-timespan', text: 'Time range' }), ui.timespan),
       custom),
     h('div', { class: 'field' }, ui.label, ui.textarea, ui.hint),
-    h('div', { class: 'actions' }, ui.run, ui.cancel, ui.elapsed));
+    h('div', { class: 'actions' }, ui.run, ui.cancel, ui.save, ui.elapsed),
+    ui.saveForm);
 }
 
 /** Opens the query page with `query` ready to run on `provider` (an id, or '' for the default). */
 export function openQueryWith(query, provider = '') {
-  Object.assign(queryView, { query, provider });
+  Object.assign(queryView, { query, provider, investigation: null });
   window.location.hash = '#/query';
+}
+
+/** Opens the query page inside `investigation`: its queries run on the provider it pinned. */
+export function openQueryIn(investigation, query = '') {
+  const { id, title, provider_id: providerId } = investigation;
+  Object.assign(queryView, { query, provider: providerId, investigation: { id, title, providerId } });
+  window.location.hash = '#/query';
+}
+
+/** The banner saying which investigation the queries run in, with a way out of it. */
+function investigationBanner(ui) {
+  const current = queryView.investigation;
+  if (!current) return null;
+  const leave = h('button', { type: 'button', class: 'btn btn-small', testid: 'leave-investigation', text: 'Leave the investigation' });
+  const banner = h('p', { class: 'notice notice-info', testid: 'query-investigation' },
+    'Queries run in the investigation ',
+    h('a', { href: `#/investigations/${encodeURIComponent(current.id)}`, text: `“${current.title}”` }),
+    ', on the provider it pinned, and are listed there. ', leave);
+  leave.addEventListener('click', () => {
+    queryView.investigation = null;
+    banner.remove();
+    ui.provider.disabled = false;
+    ui.provider.focus();
+  });
+  return banner;
+}
+
+/** The save form under the query: a name, and whether everyone may see it. */
+function saveForm(ui) {
+  const name = h('input', { type: 'text', id: 'saved-name', testid: 'saved-name', maxlength: '100', required: true, autocomplete: 'off' });
+  const shared = h('input', { type: 'checkbox', id: 'saved-shared', testid: 'saved-shared' });
+  const submit = h('button', { type: 'button', class: 'btn btn-primary btn-small', testid: 'saved-submit', text: 'Save' });
+  const close = h('button', { type: 'button', class: 'btn btn-small', text: 'Cancel' });
+  const el = h('div', { class: 'save-form', testid: 'save-form', hidden: true },
+    h('div', { class: 'field inline' }, h('label', { for: 'saved-name', text: 'Name' }), name),
+    h('div', { class: 'field-check' }, h('span', { class: 'check-row' }, shared, h('label', { for: 'saved-shared', text: 'Share with everyone' }))),
+    submit, close);
+  const open = () => {
+    const loaded = ui.loaded && ui.loaded.mine ? ui.loaded : null;
+    name.value = loaded ? loaded.name : '';
+    shared.checked = loaded ? loaded.shared : false;
+    el.hidden = false;
+    name.focus();
+  };
+  close.addEventListener('click', () => { el.hidden = true; ui.save.focus(); });
+  name.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') { event.preventDefault(); submit.click(); }
+  });
+  submit.addEventListener('click', () => withBusyButton(submit, 'Saving…', async () => {
+    const timespan = requestedTimespan(ui);
+    if (!timespan) return;
+    if (!name.value.trim()) {
+      ui.status.error('Name the query to save it.');
+      name.focus();
+      return;
+    }
+    const body = { name: name.value, query: ui.textarea.value, timespan, shared: shared.checked };
+    // The query loaded from one's own saved query, under the same name: saving updates it.
+    const replacing = ui.loaded && ui.loaded.mine && ui.loaded.name === name.value.trim() ? ui.loaded : null;
+    try {
+      ui.loaded = replacing
+        ? await api('PUT', `/api/siem/saved-queries/${encodeURIComponent(replacing.id)}`, body)
+        : await api('POST', '/api/siem/saved-queries', body);
+      el.hidden = true;
+      ui.status.ok(`${replacing ? 'Updated' : 'Saved'} “${ui.loaded.name}”${ui.loaded.shared ? ', shared with everyone' : ''}.`);
+      await loadSaved(ui);
+      ui.save.focus();
+    } catch (e) {
+      ui.status.error(`Could not save the query: ${describeError(e)}`);
+      name.focus();
+    }
+  }));
+  return { el, open };
+}
+
+/** Fills the form with a saved query: its text and its time range. */
+function loadSavedQuery(ui, saved) {
+  ui.loaded = saved;
+  ui.textarea.value = saved.query;
+  const interval = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?)(?:\.\d+)?Z\/(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?)(?:\.\d+)?Z$/.exec(saved.timespan);
+  if (interval) {
+    [ui.timespan.value, ui.from.value, ui.to.value] = ['custom', interval[1], interval[2]];
+  } else {
+    if (![...ui.timespan.options].some((o) => o.value === saved.timespan)) {
+      ui.timespan.append(h('option', { value: saved.timespan, text: saved.timespan }));
+    }
+    ui.timespan.value = saved.timespan;
+  }
+  ui.timespan.dispatchEvent(new Event('change'));
+  ui.status.info(`Loaded “${saved.name}”. Run it, or change it and save.`);
+  ui.textarea.focus();
+}
+
+/** The caller's saved queries and the shared ones, each to load, the own ones to delete. */
+async function loadSaved(ui) {
+  let data;
+  try {
+    data = await api('GET', '/api/siem/saved-queries?limit=200');
+  } catch (e) {
+    if (stillOn(ui.seq)) clear(ui.savedList).append(h('p', { class: 'muted', text: `Could not load the saved queries: ${describeError(e)}` }));
+    return;
+  }
+  if (!stillOn(ui.seq)) return;
+  const items = (data && data.saved_queries) || [];
+  clear(ui.savedList).append(items.length
+    ? h('ul', { class: 'saved-list' }, items.map((saved) => savedItem(ui, saved)))
+    : h('p', { class: 'muted', testid: 'saved-empty', text: 'No saved queries yet: write a query and choose Save.' }));
+}
+
+function savedItem(ui, saved) {
+  const load = h('button', { type: 'button', class: 'btn btn-small', testid: 'saved-load', text: 'Load', 'aria-label': `Load ${saved.name}` });
+  load.addEventListener('click', () => loadSavedQuery(ui, saved));
+  const remove = saved.mine || isAdmin()
+    ? h('button', { type: 'button', class: 'btn btn-small btn-quiet', testid: 'saved-delete', text: 'Delete', 'aria-label': `Delete ${saved.name}` })
+    : null;
+  remove?.addEventListener('click', async () => {
+    const sure = await confirmAction({
+      title: 'Delete this saved query?',
+      body: [h('p', { text: `“${saved.name}”${saved.mine ? '' : ` belongs to ${saved.owner}`}${saved.shared ? ' and is shared with everyone' : ''}.` })],
+      ok: 'Delete',
+    });
+    if (!sure) { remove.focus(); return; }
+    try {
+      await api('DELETE', `/api/siem/saved-queries/${encodeURIComponent(saved.id)}`);
+      if (ui.loaded && ui.loaded.id === saved.id) ui.loaded = null;
+      ui.status.ok(`Deleted “${saved.name}”.`);
+      await loadSaved(ui);
+      ui.save.focus();
+    } catch (e) {
+      ui.status.error(`Could not delete the saved query: ${describeError(e)}`);
+    }
+  });
+  const whose = saved.mine ? (saved.shared ? 'yours, shared' : 'yours') : `shared by ${saved.owner}`;
+  return h('li', { testid: 'saved-query' },
+    h('div', { class: 'saved-head' }, h('strong', { testid: 'saved-query-name', text: saved.name }),
+      h('span', { class: 'muted small', text: ` · ${whose} · ${saved.timespan}` }), load, remove),
+    h('pre', { class: 'pre small', text: saved.query.length > 300 ? `${saved.query.slice(0, 300)}…` : saved.query }));
 }
 
 export async function queryPage() {
@@ -174,13 +314,23 @@ export async function queryPage() {
     cancel: h('button', { type: 'button', class: 'btn', testid: 'cancel-query', text: 'Cancel', hidden: true }),
     // Updated several times a second: kept out of the live status region screen readers announce.
     elapsed: h('span', { class: 'muted small', testid: 'query-elapsed', 'aria-hidden': 'true' }),
+    save: h('button', { type: 'button', class: 'btn', testid: 'save-query', text: 'Save…' }),
     status: statusArea('query-status'),
     results: h('div', { class: 'results', testid: 'query-results' }),
+    savedList: h('div', { testid: 'saved-list' }, h('p', { class: 'muted', text: 'Loading…' })),
+    // The saved query last loaded: saving under its name updates it.
+    loaded: null,
     providers: [],
     types: [],
   };
+  const saving = saveForm(ui);
+  ui.saveForm = saving.el;
+  ui.save.addEventListener('click', saving.open);
   const form = queryForm(ui);
-  showPage('Query', h('p', { class: 'lead', text: 'Run a query on one of your SIEM providers.' }), form, ui.status.el, ui.results);
+  showPage('Query', h('p', { class: 'lead', text: 'Run a query on one of your SIEM providers.' }),
+    investigationBanner(ui), form, ui.status.el, ui.results,
+    h('section', { class: 'card saved-queries', testid: 'saved-queries', 'aria-labelledby': 'saved-heading' },
+      h('h2', { id: 'saved-heading', text: 'Saved queries' }), ui.savedList));
   ui.textarea.addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
@@ -190,7 +340,7 @@ export async function queryPage() {
   ui.provider.addEventListener('change', () => describeLanguage(ui));
   form.addEventListener('submit', (event) => { event.preventDefault(); runQuery(ui); });
   ui.textarea.focus();
-  await loadProviders(ui);
+  await Promise.all([loadProviders(ui), loadSaved(ui)]);
 }
 
 /** The default first (as "Default provider (name)"), then every other provider once. */
@@ -206,7 +356,11 @@ async function loadProviders(ui) {
   for (const p of ui.providers.filter((x) => !x.is_default)) {
     ui.provider.append(h('option', { value: p.id, text: p.name }));
   }
-  if (queryView.provider && ui.providers.some((p) => p.id === queryView.provider)) ui.provider.value = queryView.provider;
+  if (queryView.provider && ui.providers.some((p) => p.id === queryView.provider)) {
+    ui.provider.value = def && def.id === queryView.provider ? '' : queryView.provider;
+  }
+  // An investigation's queries run on its pinned provider, whatever is chosen here.
+  ui.provider.disabled = Boolean(queryView.investigation);
   describeLanguage(ui);
 }
 
@@ -336,7 +490,9 @@ async function runQuery(ui) {
   const timespan = requestedTimespan(ui);
   if (!timespan) return;
   const body = { query, timespan };
-  if (queryView.provider) body.provider_id = queryView.provider;
+  const investigation = queryView.investigation;
+  if (queryView.provider && !investigation) body.provider_id = queryView.provider;
+  const path = investigation ? `/api/investigations/${encodeURIComponent(investigation.id)}/query` : '/api/siem/query';
   ui.results.setAttribute('aria-busy', 'true');
   const started = performance.now();
   // Cancel aborts the request; the server then drops the SIEM call and frees its slot.
@@ -351,7 +507,7 @@ async function runQuery(ui) {
   const timer = window.setInterval(tick, 250);
   try {
     const result = await withBusyButton(ui.run, 'Running…',
-      () => api('POST', '/api/siem/query', body, { exact: true, signal: controller.signal }));
+      () => api('POST', path, body, { exact: true, signal: controller.signal }));
     window.clearInterval(timer);
     if (stillOn(ui.seq)) showResult(ui, result, started);
   } catch (e) {

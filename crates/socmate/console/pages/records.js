@@ -1,11 +1,12 @@
-// Pages for what the API keeps: the admin audit log, one's query history, and investigations.
+// Pages for what the API keeps: the admin audit log, one's query history, and investigations
+// with their linked incidents and queries.
 // Each lists newest first and loads further pages on request (the API's `next_cursor`).
 
 import { api, describeError, providerNames } from '/console/api.js';
 import { clear, h } from '/console/dom.js';
 import { currentPage, currentQuery, showPage, stillOn } from '/console/shell.js';
 import { formatTime, statusArea, timeEl, withBusyButton } from '/console/ui.js';
-import { openQueryWith } from '/console/pages/query.js';
+import { openQueryIn, openQueryWith } from '/console/pages/query.js';
 
 /**
  * A table filled page by page from `path` (items under `key`), with a "Load more" button while
@@ -144,15 +145,51 @@ export async function investigationsPage() {
     }));
 }
 
+/** The incidents linked to an investigation, each to open or unlink. */
+function linkedIncidents(seq, investigation) {
+  const status = statusArea('linked-status');
+  const list = h('ul', { class: 'linked-list', testid: 'linked-incidents' });
+  const load = async () => {
+    const data = await api('GET', `/api/investigations/${encodeURIComponent(investigation.id)}/incidents?limit=100`);
+    if (!stillOn(seq)) return;
+    const items = (data && data.incidents) || [];
+    clear(list).append(...items.map((link) => {
+      const unlink = h('button', { type: 'button', class: 'btn btn-small btn-quiet', testid: 'unlink-incident', text: 'Unlink', 'aria-label': `Unlink ${link.title || link.incident_id}` });
+      unlink.addEventListener('click', () => withBusyButton(unlink, 'Unlinking…', async () => {
+        try {
+          await api('DELETE', `/api/investigations/${encodeURIComponent(investigation.id)}/incidents/${encodeURIComponent(link.incident_id)}`);
+          await load();
+          status.ok(`Unlinked “${link.title || link.incident_id}”.`);
+          document.querySelector('#linked-heading')?.focus();
+        } catch (e) {
+          status.error(`Could not unlink: ${describeError(e)}`);
+        }
+      }));
+      return h('li', { testid: 'linked-incident' },
+        link.stored
+          ? h('a', { href: `#/incidents/${encodeURIComponent(link.incident_id)}`, testid: 'linked-incident-link', text: link.title || link.incident_id })
+          : h('span', { class: 'muted', text: `${link.incident_id} (no longer stored)` }),
+        link.severity ? h('span', { class: 'muted small', text: ` · ${link.severity}` }) : null,
+        link.status ? h('span', { class: 'muted small', text: ` · ${link.status}` }) : null,
+        h('span', { class: 'muted small', text: ` · linked by ${link.linked_by} ` }), timeEl(link.linked_at), ' ', unlink);
+    }));
+    if (!items.length) status.info('No incidents linked yet: link one from its incident page.');
+    if (data && data.next_cursor) list.append(h('li', { class: 'muted small', text: 'The 100 most recently linked are shown.' }));
+  };
+  load().catch((e) => { if (stillOn(seq)) status.error(`Could not load the linked incidents: ${describeError(e)}`); });
+  return [h('h2', { id: 'linked-heading', tabindex: '-1', text: 'Linked incidents' }), status.el, list];
+}
+
 export async function investigationPage(id) {
   const seq = currentPage();
   showPage('Investigation', h('p', { class: 'muted', role: 'status', text: 'Loading…' }));
   try {
-    const [investigation, name, history] = await Promise.all([
-      api('GET', `/api/investigations/${encodeURIComponent(id)}`), providerLabel(), api('GET', '/api/siem/queries?limit=100'),
+    const [investigation, name] = await Promise.all([
+      api('GET', `/api/investigations/${encodeURIComponent(id)}`), providerLabel(),
     ]);
     if (!stillOn(seq)) return;
-    const queries = ((history && history.queries) || []).filter((q) => q.investigation_id === investigation.id);
+    const run = h('button', { type: 'button', class: 'btn btn-primary', testid: 'investigation-run', text: 'Run a query in this investigation',
+      onclick: () => openQueryIn(investigation) });
     showPage(investigation.title,
       h('p', { class: 'breadcrumb' }, h('a', { href: '#/investigations', text: '← Investigations' })),
       investigation.description ? h('p', { class: 'lead pre', testid: 'investigation-description', text: investigation.description }) : null,
@@ -160,10 +197,27 @@ export async function investigationPage(id) {
         h('dt', { text: 'Pinned provider' }), h('dd', { testid: 'investigation-provider', text: name(investigation.provider_id) }),
         h('dt', { text: 'Opened by' }), h('dd', { text: investigation.created_by }),
         h('dt', { text: 'Opened' }), h('dd', {}, timeEl(investigation.created_at))),
-      h('h2', { text: `Your queries in it (${queries.length})` }),
-      queries.length
-        ? h('ul', { testid: 'investigation-queries' }, queries.map((q) => h('li', {}, h('pre', { class: 'pre small', text: q.query }), timeEl(q.created_at))))
-        : h('p', { class: 'muted', text: 'No queries in this investigation yet (POST /api/investigations/{id}/query runs one).' }));
+      h('div', { class: 'toolbar' }, run),
+      linkedIncidents(seq, investigation),
+      h('h2', { text: 'Queries run in it' }),
+      pagedTable({
+        seq,
+        path: `/api/investigations/${encodeURIComponent(investigation.id)}/queries`,
+        key: 'queries',
+        testid: 'investigation-queries',
+        empty: 'No queries in this investigation yet.',
+        columns: ['When', 'Query', 'Outcome', 'Rows', ''],
+        row: (q) => h('tr', { testid: 'investigation-query' },
+          h('td', {}, timeEl(q.created_at), h('div', { class: 'muted small', text: q.actor })),
+          h('td', {}, h('pre', { class: 'pre small', text: q.query })),
+          h('td', { text: q.error_code ? `${q.status} (${q.error_code})` : q.status }),
+          h('td', { class: 'num', text: String(q.row_count) }),
+          h('td', {}, h('button', {
+            type: 'button', class: 'btn btn-small', testid: 'investigation-rerun', text: 'Run again',
+            'aria-label': `Run again: ${q.query.length > 60 ? `${q.query.slice(0, 60)}…` : q.query}`,
+            onclick: () => openQueryIn(investigation, q.query),
+          }))),
+      }));
   } catch (e) {
     if (stillOn(seq)) clear(document.querySelector('#main')).append(h('h1', { text: 'Investigation' }),
       h('p', { class: 'notice notice-error', role: 'alert', testid: 'investigation-error', text: describeError(e) }));

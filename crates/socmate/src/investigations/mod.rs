@@ -1,5 +1,8 @@
 //! Investigations pin the provider that is default when they are opened, so changing the
-//! default later re-routes nothing that already exists (Grafana's "default" lesson).
+//! default later re-routes nothing that already exists (Grafana's "default" lesson). They hold
+//! the incidents linked to them and the queries run in them (`links`).
+
+mod links;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -42,6 +45,9 @@ struct NewInvestigation {
     title: Option<String>,
     #[schema(max_length = 10000)]
     description: Option<String>,
+    /// A stored incident to link at once (an investigation opened from an incident).
+    #[schema(pattern = "^[0-9a-f]{24}$")]
+    incident_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,6 +76,21 @@ struct Page {
     cursor: Option<String>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ListFilter {
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    cursor: Option<String>,
+    /// Only the investigations this incident is linked to.
+    #[param(pattern = "^[0-9a-f]{24}$")]
+    incident_id: Option<String>,
+}
+
 #[derive(Serialize, ToSchema)]
 struct InvestigationPage {
     investigations: Vec<Investigation>,
@@ -81,6 +102,9 @@ pub fn router() -> OpenApiRouter<Queries> {
         .routes(routes!(list, create))
         .routes(routes!(detail))
         .routes(routes!(query))
+        .routes(routes!(links::list_incidents))
+        .routes(routes!(links::link_incident, links::unlink_incident))
+        .routes(routes!(links::list_queries))
 }
 
 use crate::queries::{QueryResultBody, TAG};
@@ -121,6 +145,11 @@ async fn create(
             return Err(ApiError::validation(errors));
         }
     };
+    let db = &queries.providers.db;
+    let incident_id = match body.incident_id.as_deref() {
+        Some(id) => Some(links::require_incident(db, id).await?),
+        None => None,
+    };
     let provider = queries.providers.default_provider().await?.ok_or_else(|| {
         ApiError::conflict(
             "no_default_provider",
@@ -131,7 +160,6 @@ async fn create(
     let now = Utc::now();
     let sql = "INSERT INTO investigations (id, title, description, provider_id, created_by, created_at) \
                VALUES ($1, $2, $3, $4, $5, $6)";
-    let db = &queries.providers.db;
     with_db!(db, |pool| {
         sqlx::query(sql)
             .bind(&id)
@@ -144,6 +172,9 @@ async fn create(
             .await
             .map_err(StoreError::from)?;
     });
+    if let Some(incident_id) = &incident_id {
+        links::insert_link(db, &id, incident_id, &user.email).await?;
+    }
     let investigation = find(db, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("investigation vanished"))?;
@@ -180,19 +211,22 @@ async fn detail(
 }
 
 /// List investigations, newest first.
-#[utoipa::path(get, path = "", tag = TAG, params(Page),
+#[utoipa::path(get, path = "", tag = TAG, params(ListFilter),
     responses((status = 200, description = "One page of investigations", body = InvestigationPage)))]
 async fn list(
     State(queries): State<Queries>,
-    AppQuery(page): AppQuery<Page>,
+    AppQuery(filter): AppQuery<ListFilter>,
 ) -> Result<Json<InvestigationPage>, ApiError> {
-    let limit = page::limit(page.limit, 100)?;
-    let before = page::seq_cursor(page.cursor.as_deref())?;
+    let limit = page::limit(filter.limit, 100)?;
+    let before = page::seq_cursor(filter.cursor.as_deref())?;
     let sql = "SELECT seq, id, title, description, provider_id, created_by, created_at FROM investigations \
-               WHERE ($1 IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2";
+               WHERE ($1 IS NULL OR seq < $1) AND ($2 IS NULL OR id IN \
+               (SELECT investigation_id FROM investigation_incidents WHERE incident_id = $2)) \
+               ORDER BY seq DESC LIMIT $3";
     let db = &queries.providers.db;
     let mut rows: Vec<Investigation> = with_db!(db, |pool| sqlx::query_as(sql)
         .bind(before)
+        .bind(filter.incident_id.as_deref())
         .bind(limit + 1)
         .fetch_all(pool)
         .await

@@ -70,19 +70,36 @@ pub async fn record(db: &Db, entry: &NewAuditEntry<'_>) -> Result<(), StoreError
     Ok(())
 }
 
-/// Newest first; `actor` limits the list to one caller's queries; `before` is the cursor.
+/// Which query records a list holds.
+#[derive(Debug, Clone, Copy)]
+pub enum AuditScope<'a> {
+    Everyone,
+    /// One caller's queries.
+    Actor(&'a str),
+    /// The queries run in one investigation, by anyone.
+    Investigation(&'a str),
+}
+
+/// Newest first; `before` is the cursor.
 pub async fn list(
     db: &Db,
-    actor: Option<&str>,
+    scope: AuditScope<'_>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
+    let (actor, investigation) = match scope {
+        AuditScope::Everyone => (None, None),
+        AuditScope::Actor(actor) => (Some(actor), None),
+        AuditScope::Investigation(id) => (None, Some(id)),
+    };
     let sql = "SELECT seq, id, actor, actor_role, provider_id, investigation_id, query, timespan, status, \
                error_code, row_count, duration_ms, created_at FROM query_audit \
-               WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3";
+               WHERE ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR investigation_id = $2) \
+               AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4";
     Ok(with_db!(db, |pool| {
         sqlx::query_as(sql)
             .bind(actor)
+            .bind(investigation)
             .bind(before)
             .bind(limit)
             .fetch_all(pool)

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<Queries> {
     OpenApiRouter::new()
         .routes(routes!(run_query))
         .routes(routes!(list_queries))
+        .merge(super::saved::router())
 }
 
 pub(crate) const TAG: &str = "Queries and investigations";
@@ -209,8 +210,12 @@ async fn list_queries(
     let limit = page::limit(page.limit, MAX_PAGE)?;
     let before = page::seq_cursor(page.cursor.as_deref())?;
     // Admins see every query; analysts their own.
-    let actor = (user.role != Role::Admin).then_some(user.email.as_str());
-    let mut entries = audit::list(&queries.providers.db, actor, before, limit + 1).await?;
+    let scope = if user.role == Role::Admin {
+        audit::AuditScope::Everyone
+    } else {
+        audit::AuditScope::Actor(&user.email)
+    };
+    let mut entries = audit::list(&queries.providers.db, scope, before, limit + 1).await?;
     let next_cursor = page::next_cursor(&mut entries, limit, |e| e.seq.to_string());
     Ok(Json(AuditPage {
         queries: entries,

@@ -182,9 +182,9 @@ impl Drop for AbandonedQuery {
     }
 }
 
-struct Validated {
-    query: String,
-    timespan: String,
+pub(super) struct Validated {
+    pub(super) query: String,
+    pub(super) timespan: String,
     timeout: Duration,
 }
 
@@ -289,7 +289,7 @@ pub fn error_code(error: &QueryError) -> &'static str {
     }
 }
 
-fn validate(input: &QueryInput) -> Result<Validated, QueryServiceError> {
+pub(super) fn validate(input: &QueryInput) -> Result<Validated, QueryServiceError> {
     let mut errors = Vec::new();
     let mut add = |field: &str, message: String| {
         errors.push(FieldError {

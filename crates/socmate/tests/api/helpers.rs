@@ -282,6 +282,14 @@ impl TestApp {
         self.call(method, path, Some(&self.admin), body).await
     }
 
+    /// A bearer token for another user of this app (signed like the built-in ones).
+    pub fn token_for(&self, email: &str, role: Role) -> String {
+        JwtKeys::from_secret(JWT_SECRET.as_bytes())
+            .expect("jwt keys")
+            .issue(email, role, Duration::from_secs(600))
+            .expect("token")
+    }
+
     /// Creates a provider and returns its JSON.
     pub async fn create_provider(&self, name: &str) -> Value {
         self.create_provider_from(provider_body(name)).await

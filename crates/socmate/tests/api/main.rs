@@ -23,6 +23,7 @@ mod process;
 mod providers;
 mod queries;
 mod replicas;
+mod saved_queries;
 mod second_type;
 mod secrets;
 mod sessions;

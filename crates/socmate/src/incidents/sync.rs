@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -290,10 +291,23 @@ impl IncidentSync {
         }
     }
 
-    /// One scheduled round: every live provider that is the default or opted in, resolved to
-    /// its scope, and one run per scope (the default provider's first), each in its own task so a
-    /// failing one never delays the others.
+    /// One round, to its end: the outcome of each run [`Self::start_due_runs`] started.
     pub async fn sync_due(&self) -> Vec<Result<RunOutcome, SyncError>> {
+        let mut outcomes = Vec::new();
+        for run in self.start_due_runs().await {
+            match run.await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(e) => tracing::error!(error = %e, "an incident sync task failed"),
+            }
+        }
+        outcomes
+    }
+
+    /// Starts one round: every live provider that is the default or opted in, resolved to its
+    /// scope, and one run per scope (the default provider's first). Returns once the runs are
+    /// started: each runs in its own task, so a failing or long one never delays the others or
+    /// the next round (which skips a scope still running).
+    async fn start_due_runs(&self) -> Vec<JoinHandle<Result<RunOutcome, SyncError>>> {
         let mut providers = match self.providers.list().await {
             Ok(p) => p,
             Err(e) => {
@@ -309,7 +323,13 @@ impl IncidentSync {
             match self.resolve(&provider.id).await {
                 Ok(resolved) if scopes.insert(resolved.scope.key.clone()) => {
                     let this = self.clone();
-                    runs.push(tokio::spawn(async move { this.run(resolved).await }));
+                    runs.push(tokio::spawn(async move {
+                        let outcome = this.run(resolved).await;
+                        if let Err(e) = &outcome {
+                            tracing::warn!(error = %e, "incident sync run failed");
+                        }
+                        outcome
+                    }));
                 }
                 Ok(_) => {
                     tracing::debug!(provider.id = %provider.id, "its scope is synced through another provider")
@@ -319,22 +339,13 @@ impl IncidentSync {
                 }
             }
         }
-        let mut outcomes = Vec::with_capacity(runs.len());
-        for run in runs {
-            match run.await {
-                Ok(outcome) => {
-                    if let Err(e) = &outcome {
-                        tracing::warn!(error = %e, "incident sync run failed");
-                    }
-                    outcomes.push(outcome);
-                }
-                Err(e) => tracing::error!(error = %e, "an incident sync task failed"),
-            }
-        }
-        outcomes
+        runs
     }
 
-    /// Runs the scheduler until shutdown: every interval, and whenever providers change.
+    /// Runs the scheduler until shutdown: every interval, and whenever providers change. Rounds
+    /// never overlap and start at least [`MIN_ROUND_GAP`] apart, and the changes made meanwhile
+    /// wake one round (a `Notify` keeps a single permit): a burst of edits (an import, a script)
+    /// costs a round a second, not a round (and a token request per provider) per edit.
     pub async fn run_scheduler(self) {
         if self.settings.interval.is_zero() {
             return;
@@ -347,13 +358,18 @@ impl IncidentSync {
                 _ = ticker.tick() => {}
                 _ = self.providers.changed.notified() => {}
             }
-            // Not awaited: a long run never holds back the next round (a scope still running
-            // is skipped by it).
-            let this = self.clone();
-            tokio::spawn(async move { this.sync_due().await });
+            // The runs go on by themselves (a dropped handle detaches its task).
+            drop(self.start_due_runs().await);
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(MIN_ROUND_GAP) => {}
+            }
         }
     }
 }
+
+/// The shortest time between the starts of two scheduled rounds.
+const MIN_ROUND_GAP: Duration = Duration::from_secs(1);
 
 /// Commits each batch a connector reads, fenced by the run's lease.
 struct StoreSink {

@@ -506,3 +506,36 @@ async fn the_list_says_how_current_it_is_and_when_the_last_run_failed() {
     );
     assert!(failed.body["synced"]["as_of"].is_string());
 }
+
+/// Every provider change wakes the scheduler, but rounds never overlap and start at least a
+/// second apart: a burst of 30 admin writes costs a round a second. The default provider's secret
+/// is one Entra ID refuses, so every round asks for a token and token requests count rounds.
+#[tokio::test]
+async fn a_burst_of_provider_changes_costs_a_sync_round_a_second_not_one_per_change() {
+    let app = spawn_app_with(Options {
+        sync_interval: Duration::from_secs(3600),
+        ..Options::default()
+    })
+    .await;
+    let mut refused = provider_body("Refused secret");
+    refused["client_secret"] = json!(format!("{}-not-this-app", crate::helpers::CANARY));
+    app.create_provider_from(refused).await;
+    // The start-up round and the one the first create woke are behind us.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.emulator.clear_requests();
+
+    let started = std::time::Instant::now();
+    for n in 0..30 {
+        app.create_provider_id(&format!("Burst {n}")).await;
+    }
+    let burst = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let window = started.elapsed();
+    let rounds = app.emulator.request_count(Endpoint::Token);
+    // One round may start at the window's first instant, then one per second at most.
+    let most = window.as_secs() as usize + 2;
+    assert!(
+        (1..=most).contains(&rounds),
+        "{rounds} token requests for 30 changes in {burst:?} (window {window:?}, at most {most})"
+    );
+}

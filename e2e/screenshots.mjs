@@ -85,12 +85,29 @@ try {
   await page.getByTestId('incident-details').waitFor();
   await shot('incident-detail');
 
-  // Query console with a result.
+  // An investigation opened from that incident, with a query run in it.
+  await page.getByTestId('open-investigation').click();
+  await page.getByTestId('linked-incident-link').first().waitFor();
+  await page.getByTestId('investigation-run').click();
+  await page.getByLabel('KQL query').fill('range attempt from 1 to 5 step 1');
+  await page.getByTestId('run-query').click();
+  await page.getByTestId('result-table').waitFor();
+  await page.getByTestId('query-investigation').getByRole('link').click();
+  await page.getByTestId('investigation-query').first().waitFor();
+  await shot('investigation');
+
+  // Query console with a result, saved and shared with the team.
   await page.goto('/#/query');
+  await page.getByTestId('leave-investigation').click();
   await page.getByLabel('KQL query').fill('SecurityIncident | summarize count() by Status');
   await page.getByLabel('Time range').selectOption('P30D');
   await page.getByTestId('run-query').click();
   await page.getByTestId('result-table').waitFor();
+  await page.getByTestId('save-query').click();
+  await page.getByTestId('saved-name').fill('Incidents by status');
+  await page.getByTestId('saved-shared').check();
+  await page.getByTestId('saved-submit').click();
+  await page.getByTestId('saved-query').filter({ hasText: 'Incidents by status' }).waitFor();
   await shot('query');
 
   await context.close();

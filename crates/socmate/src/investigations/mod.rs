@@ -238,8 +238,7 @@ async fn list(
     }))
 }
 
-/// Runs on the pinned provider, whatever the default is now.
-/// Run a query on the investigation's pinned provider.
+/// Run a query on the investigation's pinned provider, whatever the default is now.
 #[utoipa::path(post, path = "/{id}/query", tag = TAG, params(("id" = String, Path, description = "Investigation id")),
     request_body = InvestigationQuery,
     responses((status = 200, description = "The result tables", body = QueryResultBody)))]

@@ -1,9 +1,13 @@
-//! Management-API load harness: starts a release `socmate serve` as its own process, then drives
-//! list, detail and create with concurrent clients for a fixed time and reports throughput and
-//! latency percentiles as a Markdown table row per scenario.
+//! Management-API load harness: starts a release `socmate serve` and axum's hello-world
+//! (`hello-world`), each as its own process, then drives each scenario with the same concurrent
+//! clients for a fixed time: hello-world; SoCMate's `/healthz` (its middleware stack alone) and
+//! `/api/auth/me` (plus bearer authentication), which break down where the time goes; then the
+//! provider list, detail and create. It reports throughput and latency percentiles as a Markdown
+//! table row per scenario, and each one's throughput as a share of hello-world's in the same run;
+//! it fails when list or detail falls below half (the target).
 //!
 //! ```sh
-//! cargo build --release --bin socmate --bin mgmt-load
+//! cargo build --release --bin socmate --bin mgmt-load --bin hello-world
 //! ./target/release/mgmt-load --seconds 10 --concurrency 32
 //! ./target/release/mgmt-load --database-url postgres://postgres@127.0.0.1/socmate_bench
 //! ```
@@ -23,6 +27,9 @@ struct Args {
     /// The socmate binary to load.
     #[arg(long, default_value = "target/release/socmate")]
     socmate: PathBuf,
+    /// The hello-world baseline.
+    #[arg(long, default_value = "target/release/hello-world")]
+    hello_world: PathBuf,
     /// Seconds per scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -55,13 +62,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let envs: Vec<(&str, String)> = args
-        .database_url
-        .iter()
-        .map(|u| ("SOCMATE_DATABASE_URL", u.clone()))
-        .collect();
+    // The stored providers point at a tenant nobody reaches: no background sync or health
+    // check, whose failures are not what is measured.
+    let mut envs: Vec<(&str, String)> = vec![
+        ("SOCMATE_SYNC_INTERVAL", "0".to_owned()),
+        ("SOCMATE_HEALTH_INTERVAL", "0".to_owned()),
+    ];
+    envs.extend(
+        args.database_url
+            .iter()
+            .map(|u| ("SOCMATE_DATABASE_URL", u.clone())),
+    );
     let server = Socmate::start(&args.socmate, &envs).await?;
     let base = server.base.clone();
+    let hello = HelloWorld::start(&args.hello_world).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -94,23 +108,101 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let counter = Arc::new(AtomicU64::new(0));
-    for scenario in ["list", "detail", "create"] {
-        let outcome = run(&args, scenario, &http, &api, &token, &ids, &counter).await;
+    let targets = Targets {
+        base: &base,
+        api: &api,
+        hello: &hello.url,
+        ids: &ids,
+    };
+    let mut rates = Vec::new();
+    for scenario in ["hello-world", "healthz", "me", "list", "detail", "create"] {
+        let outcome = run(&args, scenario, &http, &targets, &token, &counter).await;
+        let rate = outcome.requests as f64 / outcome.elapsed.as_secs_f64();
+        rates.push((scenario, rate, outcome.errors));
         let mut sorted = outcome.latencies;
         sorted.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "| {backend} | {scenario} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {backend} | {scenario} | {} | {} | {} | {rate:.0} | {:.2} | {:.2} | {:.2} |",
             args.concurrency,
             outcome.requests,
             outcome.errors,
-            outcome.requests as f64 / outcome.elapsed.as_secs_f64(),
             ms(percentile(&sorted, 50.0)),
             ms(percentile(&sorted, 99.0)),
             ms(sorted.last().copied().unwrap_or_default()),
         );
     }
+    let baseline = rates[0].1;
+    anyhow::ensure!(
+        rates[0].2 == 0 && baseline > 0.0,
+        "the hello-world baseline failed requests: no ratio can be taken"
+    );
+    println!();
+    let mut below = Vec::new();
+    for (scenario, rate, _) in &rates[1..] {
+        let share = rate / baseline;
+        println!("{backend} {scenario}: {share:.2} × hello-world's {baseline:.0} req/s");
+        if matches!(*scenario, "list" | "detail") && share < 0.5 {
+            below.push(format!("{scenario} {share:.2}"));
+        }
+    }
+    anyhow::ensure!(
+        below.is_empty(),
+        "reads below half of hello-world's throughput: {}",
+        below.join(", ")
+    );
     Ok(())
+}
+
+/// What the scenarios request.
+struct Targets<'a> {
+    base: &'a str,
+    api: &'a str,
+    hello: &'a str,
+    ids: &'a [String],
+}
+
+/// The hello-world baseline, stopped when dropped.
+struct HelloWorld {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HelloWorld {
+    async fn start(binary: &std::path::Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(binary)
+            .arg(format!("127.0.0.1:{port}"))
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (build it with --release first)",
+                    binary.display()
+                )
+            })?;
+        let hello = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        };
+        let started = Instant::now();
+        while reqwest::get(&hello.url).await.is_err() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "hello-world did not start within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(hello)
+    }
+}
+
+impl Drop for HelloWorld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn body(name: &str) -> serde_json::Value {
@@ -121,11 +213,16 @@ async fn run(
     args: &Args,
     scenario: &str,
     http: &reqwest::Client,
-    api: &str,
+    targets: &Targets<'_>,
     token: &str,
-    ids: &[String],
     counter: &Arc<AtomicU64>,
 ) -> Outcome {
+    let Targets {
+        base,
+        api,
+        hello,
+        ids,
+    } = *targets;
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
     let workers = (0..args.concurrency).map(|w| {
@@ -136,6 +233,9 @@ async fn run(
             let mut i = w;
             while Instant::now() < until {
                 let request = match scenario {
+                    "hello-world" => http.get(hello),
+                    "healthz" => http.get(format!("{base}/healthz")),
+                    "me" => http.get(format!("{base}/api/auth/me")),
                     "list" => http.get(api),
                     "detail" => http.get(format!("{api}/{}", ids[i % ids.len()])),
                     _ => http.post(api).json(&body(&format!(

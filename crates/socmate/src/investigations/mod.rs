@@ -219,6 +219,19 @@ async fn list(
 ) -> Result<Json<InvestigationPage>, ApiError> {
     let limit = page::limit(filter.limit, 100)?;
     let before = page::seq_cursor(filter.cursor.as_deref())?;
+    let incident_id = filter
+        .incident_id
+        .as_deref()
+        .map(|id| {
+            ResourceId::parse(id).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_incident_id",
+                    "incident_id must be an incident's id (24 hexadecimal digits)",
+                )
+            })
+        })
+        .transpose()?;
     let sql = "SELECT seq, id, title, description, provider_id, created_by, created_at FROM investigations \
                WHERE ($1 IS NULL OR seq < $1) AND ($2 IS NULL OR id IN \
                (SELECT investigation_id FROM investigation_incidents WHERE incident_id = $2)) \
@@ -226,7 +239,7 @@ async fn list(
     let db = &queries.providers.db;
     let mut rows: Vec<Investigation> = with_db!(db, |pool| sqlx::query_as(sql)
         .bind(before)
-        .bind(filter.incident_id.as_deref())
+        .bind(incident_id.as_ref().map(ResourceId::as_str))
         .bind(limit + 1)
         .fetch_all(pool)
         .await

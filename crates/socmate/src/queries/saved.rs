@@ -27,7 +27,7 @@ use crate::store::{Db, StoreError, with_db};
 
 pub const MAX_PER_OWNER: i64 = 200;
 pub const MAX_NAME_CHARS: usize = 100;
-const MAX_PAGE: i64 = 200;
+const MAX_PAGE: i64 = 100;
 
 pub fn router() -> OpenApiRouter<super::Queries> {
     OpenApiRouter::new()
@@ -160,7 +160,7 @@ fn not_found() -> ApiError {
 
 /// The caller's saved queries and those others share, newest first.
 #[utoipa::path(get, path = "/saved-queries", tag = TAG, params(Page),
-    responses((status = 200, description = "One page of saved queries (limit up to 200)", body = SavedQueryPage)))]
+    responses((status = 200, description = "One page of saved queries (limit up to 100)", body = SavedQueryPage)))]
 async fn list(
     State(queries): State<super::Queries>,
     user: AuthUser,

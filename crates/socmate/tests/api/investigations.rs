@@ -259,6 +259,18 @@ async fn investigations_link_stored_incidents_and_list_everyones_queries_in_them
         )
         .await;
     assert_eq!(of_third.body["investigations"], json!([]));
+    // A filter that is no incident id is refused, not read as "none match".
+    for bad in ["", "INC-1", "0123456789ABCDEF01234567"] {
+        let reply = app
+            .analyst(
+                Method::GET,
+                &format!("/api/investigations?incident_id={bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(reply.body["code"], "invalid_incident_id");
+    }
 
     // Unlinking removes the link, not the incident.
     let reply = app.analyst(Method::DELETE, &second_path, None).await;

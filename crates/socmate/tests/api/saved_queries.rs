@@ -238,7 +238,7 @@ async fn one_user_keeps_at_most_two_hundred_saved_queries_paged_by_cursor() {
     let expected: Vec<String> = (0..200).rev().map(|n| format!("q{n}")).collect();
     assert_eq!(seen, expected);
     let reply = app
-        .analyst(Method::GET, &format!("{PATH}?limit=201"), None)
+        .analyst(Method::GET, &format!("{PATH}?limit=101"), None)
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }

@@ -122,6 +122,28 @@ pub struct Workspace {
     pub security_incidents: Vec<Value>,
     /// Rows of its `SecurityAlert` table (see [`crate::tables::SECURITY_ALERT`]).
     pub security_alerts: Vec<Value>,
+    /// Queries answered with a body serialised before the request, sent as it is: for benchmarks
+    /// that must measure the client, not the emulator's JSON writer. Set in code only (not part
+    /// of the JSON config), checked before [`Self::canned`].
+    #[serde(skip)]
+    pub prepared: Vec<PreparedQuery>,
+}
+
+/// A query text (compared after trimming) and the bytes of the 200 response body sent for it.
+#[derive(Clone, Default, PartialEq)]
+pub struct PreparedQuery {
+    pub query: String,
+    pub body: axum::body::Bytes,
+}
+
+impl std::fmt::Debug for PreparedQuery {
+    /// The body is often hundreds of MB: its length, not its bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedQuery")
+            .field("query", &self.query)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 /// A query text (compared after trimming) and the full 200 response body returned for it.

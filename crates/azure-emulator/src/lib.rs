@@ -52,7 +52,9 @@ mod timespan;
 mod token;
 mod util;
 
-pub use config::{ALL_READ_ROLES, App, AppSecret, CannedQuery, EmulatorConfig, Tenant, Workspace};
+pub use config::{
+    ALL_READ_ROLES, App, AppSecret, CannedQuery, EmulatorConfig, PreparedQuery, Tenant, Workspace,
+};
 pub use faults::{Endpoint, Fault, FaultKind};
 pub use generate::{
     Estate, GENERATED_TENANT_ID, Onboarding, generate_incidents, generate_incidents_for,

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -312,6 +312,24 @@ fn strip_partial(query: &str) -> Option<&str> {
 }
 
 fn run_query(shared: &Shared, workspace: &str, query: &str, headers: &HeaderMap) -> Response {
+    let prepared = shared.with_config(|c| {
+        c.tenants
+            .iter()
+            .filter_map(|t| t.workspace(workspace))
+            .flat_map(|w| w.prepared.iter())
+            .find(|pq| pq.query.trim() == query.trim())
+            .map(|pq| pq.body.clone())
+    });
+    if let Some(body) = prepared {
+        return with_ids(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, CONTENT_TYPE)],
+                Body::from(body),
+            )
+                .into_response(),
+        );
+    }
     let canned_for = |wanted: &str| {
         shared.with_config(|c| {
             c.tenants

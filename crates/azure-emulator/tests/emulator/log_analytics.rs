@@ -2,7 +2,9 @@
 //! `print` typed tables, canned queries, statistics and syntax errors.
 
 use crate::common::*;
-use azure_emulator::{CannedQuery, Endpoint, RunningEmulator};
+use azure_emulator::{
+    CannedQuery, Endpoint, PreparedQuery, RunningEmulator, synthetic_rows_response,
+};
 use serde_json::{Value, json};
 
 async fn query(
@@ -238,4 +240,32 @@ async fn canned_queries_and_syntax_errors() {
         assert_eq!(b["error"]["innererror"]["code"], "SyntaxError");
         assert_eq!(b["error"]["innererror"]["message"], "Syntax Error");
     }
+}
+
+/// A prepared query is answered with its bytes exactly, behind the same token check as any query.
+#[tokio::test]
+async fn prepared_queries_send_their_bytes_as_they_are() {
+    let emu = start().await;
+    let body = synthetic_rows_response(2_000);
+    let prepared = body.clone();
+    emu.update(move |c| {
+        c.tenants[0].workspaces[0].prepared.push(PreparedQuery {
+            query: "SyntheticRows | take 2000".into(),
+            body: prepared.into(),
+        });
+    });
+    let request = json!({"query": " SyntheticRows | take 2000\n"});
+    let (s, _, _) = query(&emu, WS, None, request.clone(), None).await;
+    assert_eq!(s, 401, "no token, no prepared body");
+
+    let la = token(&emu, LA_SCOPE).await;
+    let (s, headers, text) = query(&emu, WS, Some(&la), request, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(text.as_bytes(), body.as_slice());
+    assert_eq!(headers["content-type"], "application/json; charset=utf-8");
+    assert!(headers.contains_key("x-ms-request-id"));
+    assert_eq!(
+        json(&text)["tables"][0]["rows"].as_array().map(Vec::len),
+        Some(2_000)
+    );
 }

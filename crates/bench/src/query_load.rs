@@ -33,6 +33,16 @@ struct Args {
     rounds: usize,
 }
 
+/// Reads a response to its end, counting its bytes without keeping them: both downloads cost
+/// the client the same, whatever their size.
+async fn drain(mut response: reqwest::Response) -> anyhow::Result<usize> {
+    let mut bytes = 0;
+    while let Some(chunk) = response.chunk().await? {
+        bytes += chunk.len();
+    }
+    Ok(bytes)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -61,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let (mut raw_bytes, mut proxied_bytes) = (0, 0);
     for _ in 0..args.rounds {
         let t = Instant::now();
-        let body = http
+        let response = http
             .post(format!(
                 "{}/v1/workspaces/{WORKSPACE}/query",
                 emulator.url()
@@ -70,12 +80,9 @@ async fn main() -> anyhow::Result<()> {
             .header("Prefer", "wait=600,include-statistics=true")
             .json(&json!({"query": query, "timespan": "P1D"}))
             .send()
-            .await?
-            .bytes()
             .await?;
+        raw_bytes = drain(response).await?;
         raw_times.push(t.elapsed());
-        raw_bytes = body.len();
-        drop(body);
 
         let t = Instant::now();
         let response = http
@@ -89,9 +96,8 @@ async fn main() -> anyhow::Result<()> {
             "socmate answered the query with {}",
             response.status()
         );
-        let body = response.bytes().await?;
+        proxied_bytes = drain(response).await?;
         proxied_times.push(t.elapsed());
-        proxied_bytes = body.len();
     }
     raw_times.sort();
     proxied_times.sort();

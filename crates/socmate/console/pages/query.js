@@ -255,15 +255,20 @@ function loadSavedQuery(ui, saved) {
 
 /** The caller's saved queries and the shared ones, each to load, the own ones to delete. */
 async function loadSaved(ui) {
-  let data;
+  const items = [];
   try {
-    data = await api('GET', '/api/siem/saved-queries?limit=200');
+    // Pages of 100 (the API's most): a user keeps up to 200, and others share theirs.
+    let cursor = null;
+    do {
+      const page = await api('GET', `/api/siem/saved-queries?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      items.push(...((page && page.saved_queries) || []));
+      cursor = page && page.next_cursor;
+    } while (cursor && stillOn(ui.seq));
   } catch (e) {
     if (stillOn(ui.seq)) clear(ui.savedList).append(h('p', { class: 'muted', text: `Could not load the saved queries: ${describeError(e)}` }));
     return;
   }
   if (!stillOn(ui.seq)) return;
-  const items = (data && data.saved_queries) || [];
   clear(ui.savedList).append(items.length
     ? h('ul', { class: 'saved-list' }, items.map((saved) => savedItem(ui, saved)))
     : h('p', { class: 'muted', testid: 'saved-empty', text: 'No saved queries yet: write a query and choose Save.' }));
@@ -303,7 +308,8 @@ export async function queryPage() {
   const seq = currentPage();
   const ui = {
     seq,
-    provider: h('select', { id: 'query-provider', testid: 'query-provider' }, h('option', { value: '', text: 'Default provider' })),
+    // An investigation's queries run on its pinned provider, whatever is chosen here.
+    provider: h('select', { id: 'query-provider', testid: 'query-provider', disabled: Boolean(queryView.investigation) }, h('option', { value: '', text: 'Default provider' })),
     timespan: h('select', { id: 'query-timespan', testid: 'query-timespan' }, TIMESPANS.map(([v, l]) => h('option', { value: v, text: l }))),
     from: h('input', { type: 'datetime-local', id: 'query-from', testid: 'query-from', step: '1' }),
     to: h('input', { type: 'datetime-local', id: 'query-to', testid: 'query-to', step: '1' }),
@@ -359,8 +365,6 @@ async function loadProviders(ui) {
   if (queryView.provider && ui.providers.some((p) => p.id === queryView.provider)) {
     ui.provider.value = def && def.id === queryView.provider ? '' : queryView.provider;
   }
-  // An investigation's queries run on its pinned provider, whatever is chosen here.
-  ui.provider.disabled = Boolean(queryView.investigation);
   describeLanguage(ui);
 }
 

@@ -358,8 +358,12 @@ impl IncidentSync {
                 _ = ticker.tick() => {}
                 _ = self.providers.changed.notified() => {}
             }
-            // The runs go on by themselves (a dropped handle detaches its task).
-            drop(self.start_due_runs().await);
+            // Resolving can wait on Entra ID: shutdown does not. The runs started go on by
+            // themselves (a dropped handle detaches its task).
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                runs = self.start_due_runs() => drop(runs),
+            }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(MIN_ROUND_GAP) => {}

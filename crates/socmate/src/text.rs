@@ -33,6 +33,21 @@ pub fn label(value: &str, max_chars: usize) -> Result<String, TextError> {
     bounded(text, max_chars)
 }
 
+/// A required form label (a title, a name) checked with [`label`], its error worded for the
+/// form: "`field` is required, 1 to `max_chars` characters", or what hidden character to remove.
+pub fn required_label(
+    field: &str,
+    value: Option<&str>,
+    max_chars: usize,
+) -> Result<String, String> {
+    label(value.unwrap_or_default(), max_chars).map_err(|e| match e {
+        TextError::Hidden(_) => format!("{field} {e}"),
+        TextError::Empty | TextError::TooLong { .. } => {
+            format!("{field} is required, 1 to {max_chars} characters")
+        }
+    })
+}
+
 /// Free text of at most `max_chars` characters that may run over several lines; may be empty.
 pub fn prose(value: &str, max_chars: usize) -> Result<String, TextError> {
     let text = canonical(value, true)?;

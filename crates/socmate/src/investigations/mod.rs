@@ -119,11 +119,7 @@ async fn create(
     AppJson(body): AppJson<NewInvestigation>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Titles and descriptions are shown to every analyst: canonical text, nothing hidden.
-    let title = crate::text::label(body.title.as_deref().unwrap_or_default(), MAX_TITLE_CHARS)
-        .map_err(|e| match e {
-            crate::text::TextError::Hidden(_) => format!("title {e}"),
-            _ => format!("title is required, 1 to {MAX_TITLE_CHARS} characters"),
-        });
+    let title = crate::text::required_label("title", body.title.as_deref(), MAX_TITLE_CHARS);
     let description = body
         .description
         .as_deref()

@@ -88,11 +88,7 @@ struct Valid {
 
 /// Every field checked at once, so the form shows all its errors together.
 fn validated(input: SavedQueryInput) -> Result<Valid, ApiError> {
-    let name = crate::text::label(input.name.as_deref().unwrap_or_default(), MAX_NAME_CHARS)
-        .map_err(|e| match e {
-            crate::text::TextError::Hidden(_) => format!("name {e}"),
-            _ => format!("name is required, 1 to {MAX_NAME_CHARS} characters"),
-        });
+    let name = crate::text::required_label("name", input.name.as_deref(), MAX_NAME_CHARS);
     let run = validate(&QueryInput {
         query: input.query,
         timespan: input.timespan,

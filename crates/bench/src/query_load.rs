@@ -68,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let (mut raw_times, mut proxied_times) = (Vec::new(), Vec::new());
+    // Until socmate's response headers: the query, the download and the transcoding.
+    let mut proxied_heads = Vec::new();
     let (mut raw_bytes, mut proxied_bytes) = (0, 0);
     for _ in 0..args.rounds {
         let t = Instant::now();
@@ -96,11 +98,13 @@ async fn main() -> anyhow::Result<()> {
             "socmate answered the query with {}",
             response.status()
         );
+        proxied_heads.push(t.elapsed());
         proxied_bytes = drain(response).await?;
         proxied_times.push(t.elapsed());
     }
     raw_times.sort();
     proxied_times.sort();
+    proxied_heads.sort();
     let median = |v: &[Duration]| v[v.len() / 2];
     let (raw, proxied) = (median(&raw_times), median(&proxied_times));
     let hwm = server.peak_rss_bytes();
@@ -122,6 +126,10 @@ async fn main() -> anyhow::Result<()> {
         "through socmate (median of {}): {:.0} ms",
         args.rounds,
         proxied.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  of which until socmate's response headers (median): {:.0} ms",
+        median(&proxied_heads).as_secs_f64() * 1000.0
     );
     let ratio = proxied.as_secs_f64() / raw.as_secs_f64();
     let upstream_gb_s = raw_bytes as f64 / raw.as_secs_f64() / 1e9;

@@ -1,8 +1,8 @@
 //! Running KQL on the Log Analytics query API.
 //!
-//! A result is transcoded while it downloads: chunks go to a blocking parser thread that writes
-//! SoCMate's table JSON directly, so the answer is never held whole as received, as a value tree
-//! and as output at once (Log Analytics answers reach ~100 MiB).
+//! A result is transcoded while it downloads: each chunk is scanned as it arrives and written
+//! straight into SoCMate's table JSON, so the answer is never held whole as received, as a value
+//! tree and as output at once (Log Analytics answers reach ~100 MiB).
 //! Throttling is retried within the caller's timeout honouring `Retry-After`, a rejected token is
 //! renewed once, and at most [`QUERIES_PER_APP`] queries per app registration run at once, under
 //! Log Analytics' limit of five concurrent queries per identity.
@@ -18,7 +18,7 @@ use super::cloud::join_segments;
 use super::diagnose;
 use super::outbound::{ErrorEnvelope, SendError, read_body_limited, retry_after, send};
 use super::token::{Freshness, TokenError};
-use super::transcode::transcode;
+use super::transcode::{TranscodeError, Transcoder};
 use crate::siem::{QueryError, QueryRequest, QueryResult};
 
 /// Concurrent queries per app registration (Log Analytics queues above five).
@@ -27,8 +27,6 @@ pub const QUERIES_PER_APP: usize = 4;
 const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
 /// Error bodies are small; anything larger is not worth reading.
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
-/// Chunks in flight between the download and the parser thread.
-const CHUNKS_IN_FLIGHT: usize = 64;
 const MAX_THROTTLED_ATTEMPTS: u32 = 3;
 
 impl SentinelConnection {
@@ -221,7 +219,7 @@ fn upstream_error(
     }
 }
 
-/// Downloads a 200 answer while a blocking thread transcodes it.
+/// Downloads a 200 answer, transcoding each chunk as it arrives.
 async fn stream_result(
     mut response: reqwest::Response,
     deadline: Instant,
@@ -233,56 +231,34 @@ async fn stream_result(
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(0)
         .min(MAX_RESULT_BYTES);
-    let (chunks, receiver) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
-    let parser = tokio::task::spawn_blocking(move || {
-        let reader = std::io::BufReader::with_capacity(
-            256 * 1024,
-            ChunkReader {
-                receiver,
-                current: None,
-                offset: 0,
-            },
-        );
-        let mut json = serde_json::Deserializer::from_reader(reader);
-        let transcoded = transcode(&mut json, row_cap, size_hint)?;
-        json.end()?;
-        Ok::<_, serde_json::Error>(transcoded)
-    });
-    let mut received = 0usize;
-    let feed = loop {
-        match tokio::time::timeout_at(deadline, response.chunk()).await {
-            Err(_) => break Err(QueryError::Timeout(timeout)),
-            Ok(Err(e)) if e.is_timeout() => break Err(QueryError::Timeout(timeout)),
-            Ok(Err(e)) => break Err(QueryError::Unavailable(e.to_string())),
-            Ok(Ok(None)) => break Ok(()),
-            Ok(Ok(Some(chunk))) => {
-                received += chunk.len();
-                if received > MAX_RESULT_BYTES {
-                    break Err(QueryError::Unreadable(format!(
-                        "the result is larger than {} MiB",
-                        MAX_RESULT_BYTES / (1024 * 1024)
-                    )));
-                }
-                // A closed channel means the parser already stopped on an error, reported below.
-                if chunks.send(chunk).await.is_err() {
-                    break Ok(());
-                }
-            }
-        }
+    let not_a_result = |e: TranscodeError| {
+        QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
     };
-    drop(chunks);
-    let parsed = parser
-        .await
-        .map_err(|e| QueryError::Unreadable(format!("the result parser failed: {e}")))?;
-    feed?;
+    let mut transcoder = Transcoder::new(row_cap, size_hint);
+    let mut received = 0usize;
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Err(_) => return Err(QueryError::Timeout(timeout)),
+            Ok(Err(e)) if e.is_timeout() => return Err(QueryError::Timeout(timeout)),
+            Ok(Err(e)) => return Err(QueryError::Unavailable(e.to_string())),
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        received += chunk.len();
+        if received > MAX_RESULT_BYTES {
+            return Err(QueryError::Unreadable(format!(
+                "the result is larger than {} MiB",
+                MAX_RESULT_BYTES / (1024 * 1024)
+            )));
+        }
+        transcoder.feed(&chunk).map_err(not_a_result)?;
+    }
     if received == 0 {
         return Err(QueryError::Unreadable(
             "Log Analytics answered 200 with an empty body".into(),
         ));
     }
-    let transcoded = parsed.map_err(|e| {
-        QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
-    })?;
+    let transcoded = transcoder.finish().map_err(not_a_result)?;
     if !transcoded.saw_tables {
         return Err(QueryError::Unreadable(
             "Log Analytics' answer has no tables".into(),
@@ -296,34 +272,4 @@ async fn stream_result(
         truncated: transcoded.truncated,
         values_left_encoded: transcoded.values_left_encoded,
     })
-}
-
-/// Blocking `Read` over the chunks the download task sends.
-struct ChunkReader<T> {
-    receiver: tokio::sync::mpsc::Receiver<T>,
-    current: Option<T>,
-    offset: usize,
-}
-
-impl<T: AsRef<[u8]>> std::io::Read for ChunkReader<T> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(chunk) = &self.current {
-                let rest = &chunk.as_ref()[self.offset..];
-                if !rest.is_empty() {
-                    let n = rest.len().min(buf.len());
-                    buf[..n].copy_from_slice(&rest[..n]);
-                    self.offset += n;
-                    return Ok(n);
-                }
-            }
-            match self.receiver.blocking_recv() {
-                Some(chunk) => {
-                    self.current = Some(chunk);
-                    self.offset = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-    }
 }

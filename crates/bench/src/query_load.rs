@@ -11,7 +11,7 @@
 //!
 //! ```sh
 //! cargo build --release --bin socmate --bin query-load
-//! ./target/release/query-load --rows 500000 --rounds 3
+//! ./target/release/query-load --rows 500000 --rounds 5
 //! ```
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Running KQL on the Log Analytics query API.
 //!
-//! A result is transcoded while it downloads: each chunk is scanned as it arrives and written
-//! straight into SoCMate's table JSON, so the answer is never held whole as received, as a value
+//! A result is transcoded while it downloads: a blocking thread scans each chunk as it arrives and
+//! writes SoCMate's table JSON directly, so the answer is never held whole as received, as a value
 //! tree and as output at once (Log Analytics answers reach ~100 MiB).
 //! Throttling is retried within the caller's timeout honouring `Retry-After`, a rejected token is
 //! renewed once, and at most [`QUERIES_PER_APP`] queries per app registration run at once, under
@@ -27,6 +27,8 @@ pub const QUERIES_PER_APP: usize = 4;
 const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
 /// Error bodies are small; anything larger is not worth reading.
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
+/// Chunks in flight between the download and the parser thread.
+const CHUNKS_IN_FLIGHT: usize = 64;
 const MAX_THROTTLED_ATTEMPTS: u32 = 3;
 
 impl SentinelConnection {
@@ -219,7 +221,9 @@ fn upstream_error(
     }
 }
 
-/// Downloads a 200 answer, transcoding each chunk as it arrives.
+/// Downloads a 200 answer while a blocking thread transcodes each chunk as it arrives: a large
+/// result costs seconds of CPU, which must not hold up the runtime's workers (and with them every
+/// other request).
 async fn stream_result(
     mut response: reqwest::Response,
     deadline: Instant,
@@ -231,34 +235,48 @@ async fn stream_result(
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(0)
         .min(MAX_RESULT_BYTES);
-    let not_a_result = |e: TranscodeError| {
-        QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
-    };
-    let mut transcoder = Transcoder::new(row_cap, size_hint);
+    let (chunks, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(CHUNKS_IN_FLIGHT);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut transcoder = Transcoder::new(row_cap, size_hint);
+        while let Some(chunk) = receiver.blocking_recv() {
+            transcoder.feed(chunk.as_ref())?;
+        }
+        transcoder.finish()
+    });
     let mut received = 0usize;
-    loop {
+    let download = loop {
         let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
-            Err(_) => return Err(QueryError::Timeout(timeout)),
-            Ok(Err(e)) if e.is_timeout() => return Err(QueryError::Timeout(timeout)),
-            Ok(Err(e)) => return Err(QueryError::Unavailable(e.to_string())),
-            Ok(Ok(None)) => break,
+            Err(_) => break Err(QueryError::Timeout(timeout)),
+            Ok(Err(e)) if e.is_timeout() => break Err(QueryError::Timeout(timeout)),
+            Ok(Err(e)) => break Err(QueryError::Unavailable(e.to_string())),
+            Ok(Ok(None)) => break Ok(()),
             Ok(Ok(Some(chunk))) => chunk,
         };
         received += chunk.len();
         if received > MAX_RESULT_BYTES {
-            return Err(QueryError::Unreadable(format!(
+            break Err(QueryError::Unreadable(format!(
                 "the result is larger than {} MiB",
                 MAX_RESULT_BYTES / (1024 * 1024)
             )));
         }
-        transcoder.feed(&chunk).map_err(not_a_result)?;
-    }
+        // A closed channel means the parser already stopped on an error, reported below.
+        if chunks.send(chunk).await.is_err() {
+            break Ok(());
+        }
+    };
+    drop(chunks);
+    let parsed = parser
+        .await
+        .map_err(|e| QueryError::Unreadable(format!("the result parser failed: {e}")))?;
+    download?;
     if received == 0 {
         return Err(QueryError::Unreadable(
             "Log Analytics answered 200 with an empty body".into(),
         ));
     }
-    let transcoded = transcoder.finish().map_err(not_a_result)?;
+    let transcoded = parsed.map_err(|e: TranscodeError| {
+        QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
+    })?;
     if !transcoded.saw_tables {
         return Err(QueryError::Unreadable(
             "Log Analytics' answer has no tables".into(),

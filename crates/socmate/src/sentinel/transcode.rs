@@ -10,8 +10,8 @@
 //! cap are validated and skipped.
 //!
 //! Why not serde_json's `io::Read` deserializer: it reads one byte at a time, and a 153 MiB answer
-//! took 1.4 s through SoCMate with it; scanning whole chunks (strings eight bytes at a time) took
-//! 0.54 s (docs/benchmarks.md). Each step — one row, one key with its value — either completes or
+//! took 24 times its raw download through SoCMate with it; scanning whole chunks (strings eight
+//! bytes at a time) halves that (docs/benchmarks.md). Each step — one row, one key with its value — either completes or
 //! is retried from its start once more of the body has arrived; only the unfinished step's bytes
 //! are kept.
 //! Log Analytics sends `name`, `columns`, then `rows`; should rows ever come before columns,

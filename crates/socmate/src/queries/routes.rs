@@ -1,7 +1,7 @@
 //! `/api/siem/query` and `/api/siem/queries` (admins and analysts).
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -93,14 +93,15 @@ async fn run_query(
     if !wants_csv {
         return Ok(response.into_response());
     }
-    let csv = super::export::first_table_csv(&response.result.tables_json)
-        .map_err(|e| ApiError::internal(&e))?;
+    let query_id = response.query_id.clone();
+    let tables_json = response.into_tables_json().await?;
+    let csv = super::export::first_table_csv(&tables_json).map_err(|e| ApiError::internal(&e))?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"query-{}.csv\"", response.query_id),
+                format!("attachment; filename=\"query-{query_id}.csv\""),
             ),
         ],
         csv,
@@ -110,20 +111,21 @@ async fn run_query(
 
 impl IntoResponse for QueryResponse {
     fn into_response(self) -> Response {
-        let parts = match self.body_parts() {
-            Ok(parts) => parts,
+        let (length, body) = match self.into_body() {
+            Ok(body) => body,
             Err(e) => return ApiError::internal(&e).into_response(),
         };
-        let length: usize = parts.iter().map(Vec::len).sum();
-        let chunks = parts.map(|p| Ok::<_, std::convert::Infallible>(Bytes::from(p)));
-        (
-            [
-                (header::CONTENT_TYPE, "application/json".to_owned()),
-                (header::CONTENT_LENGTH, length.to_string()),
-            ],
-            Body::from_stream(futures::stream::iter(chunks)),
+        let mut response = (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(body),
         )
-            .into_response()
+            .into_response();
+        if let Some(length) = length {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, length.into());
+        }
+        response
     }
 }
 

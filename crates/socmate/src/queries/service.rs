@@ -1,7 +1,10 @@
 //! Running a query on the right provider and auditing it.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{self, NewAuditEntry};
@@ -9,7 +12,7 @@ use crate::auth::AuthUser;
 use crate::http::FieldError;
 use crate::id::ResourceId;
 use crate::providers::{ProviderError, Providers};
-use crate::siem::{QueryError, QueryRequest, QueryResult, millis};
+use crate::siem::{QueryError, QueryRequest, ResultPiece, ResultStream, ResultSummary, millis};
 use crate::store::StoreError;
 
 pub const DEFAULT_TIMESPAN: &str = "P1D";
@@ -49,15 +52,37 @@ pub enum ProviderChoice {
     },
 }
 
+/// Results with up to this much table JSON are answered whole, after their audit row, so any
+/// failure is an HTTP status. A larger one is streamed as it downloads: a failure after its first
+/// bytes can only cut the response short (the client then holds incomplete JSON, never a quietly
+/// shorter result), and its audit row is written before the last bytes ("no audit, no tail").
+pub const STREAM_ABOVE_BYTES: usize = 1024 * 1024;
+
 /// A successful query. Serialised by hand around the already-serialised tables (see
-/// [`QueryResult`]) so a large result is never copied into a second buffer.
+/// [`crate::siem::QueryResult`]) so a large result is never copied into a second buffer.
 #[derive(Debug)]
 pub struct QueryResponse {
     pub query_id: String,
     pub provider_id: String,
     pub investigation_id: Option<String>,
-    pub result: QueryResult,
-    pub latency_ms: f64,
+    pub tables: Tables,
+}
+
+/// A successful query's table JSON.
+#[derive(Debug)]
+pub enum Tables {
+    /// All of it, audited.
+    Whole {
+        pieces: Vec<Bytes>,
+        summary: ResultSummary,
+        latency_ms: f64,
+    },
+    /// The first pieces and the rest to come; audited when it ends.
+    Streaming {
+        pieces: Vec<Bytes>,
+        rest: ResultStream,
+        record: QueryRecord,
+    },
 }
 
 #[derive(Serialize)]
@@ -78,27 +103,124 @@ struct Tail<'a> {
     latency_ms: f64,
 }
 
+/// `{…head…,"tables":`
+fn head(response: &QueryResponse) -> serde_json::Result<Bytes> {
+    let mut head = serde_json::to_vec(&Head {
+        query_id: &response.query_id,
+        provider_id: &response.provider_id,
+        investigation_id: response.investigation_id.as_deref(),
+    })?;
+    head.pop(); // the closing brace
+    head.extend_from_slice(br#","tables":"#);
+    Ok(head.into())
+}
+
+/// `,…tail…}`
+fn tail(summary: &ResultSummary, latency_ms: f64) -> serde_json::Result<Bytes> {
+    let mut tail = serde_json::to_vec(&Tail {
+        partial: summary.partial_error.is_some(),
+        error: &summary.partial_error,
+        statistics: &summary.statistics,
+        truncated: summary.truncated,
+        values_left_encoded: summary.values_left_encoded,
+        latency_ms,
+    })?;
+    tail[0] = b',';
+    Ok(tail.into())
+}
+
+/// The JSON body of a response, piece by piece.
+pub type BodyPieces = futures::stream::BoxStream<'static, std::io::Result<Bytes>>;
+
 impl QueryResponse {
-    /// The JSON body as three parts: `{…head…,"tables":`, the tables, `,…tail…}`.
-    pub fn body_parts(self) -> serde_json::Result<[Vec<u8>; 3]> {
-        let mut head = serde_json::to_vec(&Head {
-            query_id: &self.query_id,
-            provider_id: &self.provider_id,
-            investigation_id: self.investigation_id.as_deref(),
-        })?;
-        head.pop(); // the closing brace
-        head.extend_from_slice(br#","tables":"#);
-        let mut tail = serde_json::to_vec(&Tail {
-            partial: self.result.partial_error.is_some(),
-            error: &self.result.partial_error,
-            statistics: &self.result.statistics,
-            truncated: self.result.truncated,
-            values_left_encoded: self.result.values_left_encoded,
-            latency_ms: self.latency_ms,
-        })?;
-        tail[0] = b',';
-        Ok([head, self.result.tables_json, tail])
+    /// All of the table JSON (the CSV export): a streamed result is read to its end and audited
+    /// first.
+    pub async fn into_tables_json(self) -> Result<Vec<u8>, QueryServiceError> {
+        let (pieces, rest, mut record) = match self.tables {
+            Tables::Whole { pieces, .. } => return Ok(pieces.concat()),
+            Tables::Streaming {
+                pieces,
+                rest,
+                record,
+            } => (pieces, rest, record),
+        };
+        let mut tables_json = pieces.concat();
+        match rest.collect().await {
+            Ok(rest) => {
+                record.record(Ok(&rest.summary)).await?;
+                tables_json.extend_from_slice(&rest.tables_json);
+                Ok(tables_json)
+            }
+            Err(error) => {
+                record.record(Err(&error)).await?;
+                Err(QueryServiceError::Query {
+                    error,
+                    query_id: self.query_id,
+                    provider_id: self.provider_id,
+                })
+            }
+        }
     }
+
+    /// The JSON body, and its length when it is whole.
+    pub fn into_body(self) -> serde_json::Result<(Option<usize>, BodyPieces)> {
+        let head = head(&self)?;
+        match self.tables {
+            Tables::Whole {
+                pieces,
+                summary,
+                latency_ms,
+            } => {
+                let tail = tail(&summary, latency_ms)?;
+                let parts: Vec<Bytes> = std::iter::once(head)
+                    .chain(pieces)
+                    .chain(std::iter::once(tail))
+                    .collect();
+                let length = parts.iter().map(Bytes::len).sum();
+                let body = futures::stream::iter(parts.into_iter().map(Ok));
+                Ok((Some(length), body.boxed()))
+            }
+            Tables::Streaming {
+                pieces,
+                rest,
+                record,
+            } => {
+                let queued: VecDeque<Bytes> = std::iter::once(head).chain(pieces).collect();
+                Ok((None, streamed_body(queued, rest, record)))
+            }
+        }
+    }
+}
+
+/// The queued pieces, then the rest of the result as it arrives, then — once the audit row is
+/// written — the tail. A result that breaks off ends the body with an error, which cuts the
+/// response short.
+fn streamed_body(queued: VecDeque<Bytes>, rest: ResultStream, record: QueryRecord) -> BodyPieces {
+    futures::stream::unfold(Some((queued, rest, record)), |state| async move {
+        let (mut queued, mut rest, mut record) = state?;
+        if let Some(piece) = queued.pop_front() {
+            return Some((Ok(piece), Some((queued, rest, record))));
+        }
+        let last = match rest.next().await {
+            ResultPiece::Tables(piece) => return Some((Ok(piece), Some((queued, rest, record)))),
+            ResultPiece::End(Ok(summary)) => match record.record(Ok(&summary)).await {
+                Ok(latency_ms) => tail(&summary, latency_ms).map_err(std::io::Error::other),
+                Err(e) => Err(std::io::Error::other(format!(
+                    "cannot record the query: {e}"
+                ))),
+            },
+            ResultPiece::End(Err(error)) => {
+                tracing::warn!(query_id = %record.query_id, error = %error,
+                    "a streamed result broke off; its response is cut short");
+                if let Err(e) = record.record(Err(&error)).await {
+                    tracing::warn!(error = %e, "cannot record a query that broke off");
+                }
+                Err(std::io::Error::other(error.to_string()))
+            }
+        };
+        Some((last, None))
+    })
+    .boxed()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +247,14 @@ pub struct Queries {
     pub row_cap: usize,
 }
 
-/// A query whose caller went away before it finished (the console's Cancel, a closed
-/// connection): the request's future is dropped, and with it the call to the SIEM and the query
-/// slot it held. Dropped unfinished, this records it in the query audit as `cancelled`, so that
-/// every query that reached a provider leaves a row.
-struct AbandonedQuery {
+/// A query's audit row to be. `record` writes it once the query ended; dropped before that —
+/// its caller went away (the console's Cancel, a closed connection), and with the request's
+/// future went the call to the SIEM and the query slot it held — it records the query as
+/// `cancelled`, so that every query that reached a provider leaves a row.
+#[derive(Debug)]
+pub struct QueryRecord {
     db: crate::store::Db,
+    query_id: String,
     actor: String,
     actor_role: crate::auth::Role,
     provider_id: String,
@@ -141,7 +265,44 @@ struct AbandonedQuery {
     finished: bool,
 }
 
-impl Drop for AbandonedQuery {
+impl QueryRecord {
+    /// Writes the audit row, log line and metrics of a query that ended; returns its latency.
+    async fn record(
+        &mut self,
+        outcome: Result<&ResultSummary, &QueryError>,
+    ) -> Result<f64, StoreError> {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        let (status, error_code, rows) = match outcome {
+            Ok(s) if s.partial_error.is_some() => ("partial", None, s.row_count),
+            Ok(s) => ("succeeded", None, s.row_count),
+            Err(e) => ("failed", Some(error_code(e)), 0),
+        };
+        audit::record(
+            &self.db,
+            &NewAuditEntry {
+                id: &self.query_id,
+                actor: &self.actor,
+                actor_role: self.actor_role,
+                provider_id: &self.provider_id,
+                investigation_id: self.investigation_id.as_deref(),
+                query: &self.query,
+                timespan: &self.timespan,
+                status,
+                error_code,
+                row_count: rows,
+                duration_ms: millis(elapsed),
+            },
+        )
+        .await?;
+        tracing::info!(query_id = self.query_id, provider.id = %self.provider_id, actor = %self.actor, status, rows, duration_ms = millis(elapsed), "query ran");
+        metrics::counter!("socmate_queries_total", "status" => status, "error" => error_code.unwrap_or("")).increment(1);
+        metrics::histogram!("socmate_query_duration_seconds").record(elapsed.as_secs_f64());
+        Ok(millis(elapsed))
+    }
+}
+
+impl Drop for QueryRecord {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -150,7 +311,8 @@ impl Drop for AbandonedQuery {
             return;
         };
         let db = self.db.clone();
-        let (actor, provider_id, query, timespan) = (
+        let (id, actor, provider_id, query, timespan) = (
+            std::mem::take(&mut self.query_id),
             std::mem::take(&mut self.actor),
             std::mem::take(&mut self.provider_id),
             std::mem::take(&mut self.query),
@@ -159,7 +321,6 @@ impl Drop for AbandonedQuery {
         let (actor_role, investigation_id) = (self.actor_role, self.investigation_id.take());
         let duration_ms = millis(self.started.elapsed());
         runtime.spawn(async move {
-            let id = ResourceId::generate().to_string();
             let entry = NewAuditEntry {
                 id: &id,
                 actor: &actor,
@@ -179,6 +340,43 @@ impl Drop for AbandonedQuery {
             tracing::info!(query_id = id, provider.id = %provider_id, "query cancelled by its caller");
             metrics::counter!("socmate_queries_total", "status" => "cancelled", "error" => "").increment(1);
         });
+    }
+}
+
+/// A result's start: all of it, or as much as is answered before streaming the rest.
+enum Start {
+    Whole {
+        pieces: Vec<Bytes>,
+        summary: ResultSummary,
+    },
+    Streaming {
+        pieces: Vec<Bytes>,
+        rest: ResultStream,
+    },
+}
+
+/// Reads a result until it ends or passes [`STREAM_ABOVE_BYTES`].
+async fn start(mut stream: ResultStream) -> Result<Start, QueryError> {
+    let (mut pieces, mut size) = (Vec::new(), 0);
+    loop {
+        match stream.next().await {
+            ResultPiece::Tables(piece) => {
+                size += piece.len();
+                pieces.push(piece);
+                if size > STREAM_ABOVE_BYTES {
+                    return Ok(Start::Streaming {
+                        pieces,
+                        rest: stream,
+                    });
+                }
+            }
+            ResultPiece::End(summary) => {
+                return Ok(Start::Whole {
+                    pieces,
+                    summary: summary?,
+                });
+            }
+        }
     }
 }
 
@@ -212,69 +410,59 @@ impl Queries {
             }
         };
         let (provider, connector) = self.providers.connector_for(&provider_id).await?;
-        let started = Instant::now();
-        let mut abandoned = AbandonedQuery {
+        let mut record = QueryRecord {
             db: self.providers.db.clone(),
+            query_id: ResourceId::generate().to_string(),
             actor: user.email.clone(),
             actor_role: user.role,
             provider_id: provider.id.clone(),
             investigation_id: investigation_id.clone(),
             query: valid.query.clone(),
             timespan: valid.timespan.clone(),
-            started,
+            started: Instant::now(),
             finished: false,
         };
-        let outcome = connector
-            .query(QueryRequest {
-                query: valid.query.clone(),
-                timespan: valid.timespan.clone(),
-                timeout: valid.timeout,
-                row_cap: self.row_cap,
-            })
-            .await;
-        abandoned.finished = true;
-        let elapsed = started.elapsed();
-        let query_id = ResourceId::generate().to_string();
-        let (status, error_code, rows) = match &outcome {
-            Ok(r) if r.partial_error.is_some() => ("partial", None, r.row_count),
-            Ok(r) => ("succeeded", None, r.row_count),
-            Err(e) => ("failed", Some(error_code(e)), 0),
+        let request = QueryRequest {
+            query: valid.query,
+            timespan: valid.timespan,
+            timeout: valid.timeout,
+            row_cap: self.row_cap,
         };
-        // The audit row is written before the answer leaves: no audit, no answer.
-        audit::record(
-            &self.providers.db,
-            &NewAuditEntry {
-                id: &query_id,
-                actor: &user.email,
-                actor_role: user.role,
-                provider_id: &provider.id,
-                investigation_id: investigation_id.as_deref(),
-                query: &valid.query,
-                timespan: &valid.timespan,
-                status,
-                error_code,
-                row_count: rows,
-                duration_ms: millis(elapsed),
+        let outcome = match connector.query(request).await {
+            Ok(stream) => start(stream).await,
+            Err(error) => Err(error),
+        };
+        let (query_id, provider_id) = (record.query_id.clone(), provider.id);
+        let tables = match outcome {
+            // The audit row is written before the answer leaves: no audit, no answer.
+            Ok(Start::Whole { pieces, summary }) => {
+                let latency_ms = record.record(Ok(&summary)).await?;
+                Tables::Whole {
+                    pieces,
+                    summary,
+                    latency_ms,
+                }
+            }
+            Ok(Start::Streaming { pieces, rest }) => Tables::Streaming {
+                pieces,
+                rest,
+                record,
             },
-        )
-        .await?;
-        tracing::info!(query_id, provider.id = %provider.id, actor = %user.email, status, rows, duration_ms = millis(elapsed), "query ran");
-        metrics::counter!("socmate_queries_total", "status" => status, "error" => error_code.unwrap_or("")).increment(1);
-        metrics::histogram!("socmate_query_duration_seconds").record(elapsed.as_secs_f64());
-        match outcome {
-            Ok(result) => Ok(QueryResponse {
-                query_id,
-                provider_id: provider.id,
-                investigation_id,
-                result,
-                latency_ms: millis(elapsed),
-            }),
-            Err(error) => Err(QueryServiceError::Query {
-                error,
-                query_id,
-                provider_id: provider.id,
-            }),
-        }
+            Err(error) => {
+                record.record(Err(&error)).await?;
+                return Err(QueryServiceError::Query {
+                    error,
+                    query_id,
+                    provider_id,
+                });
+            }
+        };
+        Ok(QueryResponse {
+            query_id,
+            provider_id,
+            investigation_id,
+            tables,
+        })
     }
 }
 

@@ -36,7 +36,7 @@ use self::outbound::{ErrorEnvelope, read_body, send_once_retrying};
 use self::token::{Freshness, TokenCache, TokenError, TokenRequest};
 use crate::siem::{
     BoxFuture, Check, CheckStatus, ConnectionReport, FetchError, Fields, IncidentScope,
-    IncidentSink, ProviderForm, ProviderKind, QueryError, QueryRequest, QueryResult, ReadReport,
+    IncidentSink, ProviderForm, ProviderKind, QueryError, QueryRequest, ReadReport, ResultStream,
     SecretHelp, SiemConnector, SyncWindow,
 };
 
@@ -216,7 +216,7 @@ impl SiemConnector for SentinelConnection {
         Box::pin(self.run_connection_test(budget))
     }
 
-    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>> {
+    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<ResultStream, QueryError>> {
         Box::pin(self.run_query(request))
     }
 

@@ -1,8 +1,8 @@
 //! Running KQL on the Log Analytics query API.
 //!
 //! A result is transcoded while it downloads: a blocking thread scans each chunk as it arrives and
-//! writes SoCMate's table JSON directly, so the answer is never held whole as received, as a value
-//! tree and as output at once (Log Analytics answers reach ~100 MiB).
+//! sends SoCMate's table JSON on in pieces, so the answer is never held whole, neither as received
+//! nor as output (Log Analytics answers reach ~100 MiB).
 //! Throttling is retried within the caller's timeout honouring `Retry-After`, a rejected token is
 //! renewed once, and at most [`QUERIES_PER_APP`] queries per app registration run at once, under
 //! Log Analytics' limit of five concurrent queries per identity.
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::ExposeSecret as _;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::SentinelConnection;
@@ -18,8 +19,10 @@ use super::cloud::join_segments;
 use super::diagnose;
 use super::outbound::{ErrorEnvelope, SendError, read_body_limited, retry_after, send};
 use super::token::{Freshness, TokenError};
-use super::transcode::{TranscodeError, Transcoder};
-use crate::siem::{QueryError, QueryRequest, QueryResult};
+use super::transcode::{TranscodeError, Transcoded, Transcoder};
+use crate::siem::{
+    QueryError, QueryRequest, QueryResult, ResultPiece, ResultStream, ResultSummary,
+};
 
 /// Concurrent queries per app registration (Log Analytics queues above five).
 pub const QUERIES_PER_APP: usize = 4;
@@ -29,17 +32,22 @@ const MAX_RESULT_BYTES: usize = 256 * 1024 * 1024;
 const MAX_ERROR_BYTES: usize = 1024 * 1024;
 /// Chunks in flight between the download and the parser thread.
 const CHUNKS_IN_FLIGHT: usize = 64;
+/// Table JSON sent on in pieces of about this size.
+const PIECE_BYTES: usize = 256 * 1024;
 const MAX_THROTTLED_ATTEMPTS: u32 = 3;
 
 impl SentinelConnection {
-    pub(super) async fn run_query(&self, request: QueryRequest) -> Result<QueryResult, QueryError> {
+    pub(super) async fn run_query(
+        &self,
+        request: QueryRequest,
+    ) -> Result<ResultStream, QueryError> {
         // One deadline for everything the query waits on — a query slot, the token, Log
         // Analytics and the body — so that `timeout_s` is what the caller waits at most.
         let deadline = Instant::now() + request.timeout;
         let slots = self
             .sentinel
             .query_slots(&self.credentials.tenant_id, &self.credentials.client_id);
-        let _permit = tokio::time::timeout_at(deadline, slots.acquire_owned())
+        let permit = tokio::time::timeout_at(deadline, slots.acquire_owned())
             .await
             .map_err(|_| QueryError::Timeout(request.timeout))?
             .map_err(|_| QueryError::Unavailable("query slots closed".into()))?;
@@ -81,7 +89,13 @@ impl SentinelConnection {
             };
             let status = response.status();
             if status == StatusCode::OK {
-                return stream_result(response, deadline, request.row_cap, request.timeout).await;
+                return Ok(stream_result(
+                    response,
+                    deadline,
+                    request.row_cap,
+                    request.timeout,
+                    permit,
+                ));
             }
             let retry = retry_after(&response);
             let body = match read_body_limited(response, deadline, MAX_ERROR_BYTES).await {
@@ -92,14 +106,10 @@ impl SentinelConnection {
             };
             match status {
                 StatusCode::NO_CONTENT => {
-                    return Ok(QueryResult {
+                    return Ok(ResultStream::whole(QueryResult {
                         tables_json: b"[]".to_vec(),
-                        row_count: 0,
-                        partial_error: None,
-                        statistics: None,
-                        truncated: false,
-                        values_left_encoded: 0,
-                    });
+                        summary: ResultSummary::default(),
+                    }));
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
                     throttled += 1;
@@ -221,73 +231,117 @@ fn upstream_error(
     }
 }
 
-/// Downloads a 200 answer while a blocking thread transcodes each chunk as it arrives: a large
-/// result costs seconds of CPU, which must not hold up the runtime's workers (and with them every
-/// other request).
-async fn stream_result(
+/// Streams a 200 answer: a task downloads it while a blocking thread transcodes each chunk as it
+/// arrives (a large result costs seconds of CPU, which must not hold up the runtime's workers
+/// and with them every other request) and sends the table JSON on in pieces. The task holds the
+/// query slot until the download ends, and stops early once nobody reads the stream.
+fn stream_result(
     mut response: reqwest::Response,
     deadline: Instant,
     row_cap: usize,
     timeout: Duration,
-) -> Result<QueryResult, QueryError> {
-    let size_hint = response
-        .content_length()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(0)
-        .min(MAX_RESULT_BYTES);
+    permit: OwnedSemaphorePermit,
+) -> ResultStream {
+    let (pieces, stream) = ResultStream::channel();
     let (chunks, mut receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(CHUNKS_IN_FLIGHT);
+    let parser_pieces = pieces.clone();
     let parser = tokio::task::spawn_blocking(move || {
-        let mut transcoder = Transcoder::new(row_cap, size_hint);
+        let mut transcoder = Transcoder::new(row_cap, PIECE_BYTES * 2);
         while let Some(chunk) = receiver.blocking_recv() {
             transcoder.feed(chunk.as_ref())?;
+            if transcoder.output_len() >= PIECE_BYTES {
+                let piece = transcoder.take_output(PIECE_BYTES * 2);
+                if parser_pieces
+                    .blocking_send(ResultPiece::Tables(piece.into()))
+                    .is_err()
+                {
+                    return Ok(None); // nobody reads any more
+                }
+            }
         }
-        transcoder.finish()
+        transcoder.finish().map(Some)
     });
-    let mut received = 0usize;
-    let download = loop {
-        let chunk = match tokio::time::timeout_at(deadline, response.chunk()).await {
-            Err(_) => break Err(QueryError::Timeout(timeout)),
-            Ok(Err(e)) if e.is_timeout() => break Err(QueryError::Timeout(timeout)),
-            Ok(Err(e)) => break Err(QueryError::Unavailable(e.to_string())),
-            Ok(Ok(None)) => break Ok(()),
-            Ok(Ok(Some(chunk))) => chunk,
+    tokio::spawn(async move {
+        let _slot = permit;
+        let mut received = 0usize;
+        let download = loop {
+            let next = tokio::select! {
+                _ = pieces.closed() => break Ok(()),
+                next = tokio::time::timeout_at(deadline, response.chunk()) => next,
+            };
+            let chunk = match next {
+                Err(_) => break Err(QueryError::Timeout(timeout)),
+                Ok(Err(e)) if e.is_timeout() => break Err(QueryError::Timeout(timeout)),
+                Ok(Err(e)) => break Err(QueryError::Unavailable(e.to_string())),
+                Ok(Ok(None)) => break Ok(()),
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            received += chunk.len();
+            if received > MAX_RESULT_BYTES {
+                break Err(QueryError::Unreadable(format!(
+                    "the result is larger than {} MiB",
+                    MAX_RESULT_BYTES / (1024 * 1024)
+                )));
+            }
+            // A closed channel means the parser stopped: on an error, reported below, or
+            // because nobody reads the result any more.
+            if chunks.send(chunk).await.is_err() {
+                break Ok(());
+            }
         };
-        received += chunk.len();
-        if received > MAX_RESULT_BYTES {
-            break Err(QueryError::Unreadable(format!(
-                "the result is larger than {} MiB",
-                MAX_RESULT_BYTES / (1024 * 1024)
-            )));
-        }
-        // A closed channel means the parser already stopped on an error, reported below.
-        if chunks.send(chunk).await.is_err() {
-            break Ok(());
-        }
-    };
-    drop(chunks);
-    let parsed = parser
-        .await
-        .map_err(|e| QueryError::Unreadable(format!("the result parser failed: {e}")))?;
-    download?;
+        drop(chunks);
+        drop(response);
+        let end = match (parser.await, download) {
+            (Err(e), _) => Err(QueryError::Unreadable(format!(
+                "the result parser failed: {e}"
+            ))),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(Ok(None)), Ok(())) => return,
+            (Ok(parsed), Ok(())) => finish(parsed, received),
+        };
+        let last = match end {
+            Ok((rest, summary)) => {
+                if pieces.send(ResultPiece::Tables(rest.into())).await.is_err() {
+                    return;
+                }
+                ResultPiece::End(Ok(summary))
+            }
+            Err(e) => ResultPiece::End(Err(e)),
+        };
+        // A reader that left has nothing to be told.
+        let _ = pieces.send(last).await;
+    });
+    stream
+}
+
+/// The end of a transcoded answer: its last table JSON and summary, or why it is no result.
+fn finish(
+    parsed: Result<Option<Transcoded>, TranscodeError>,
+    received: usize,
+) -> Result<(Vec<u8>, ResultSummary), QueryError> {
     if received == 0 {
         return Err(QueryError::Unreadable(
             "Log Analytics answered 200 with an empty body".into(),
         ));
     }
-    let transcoded = parsed.map_err(|e: TranscodeError| {
-        QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
-    })?;
+    let transcoded = parsed
+        .map_err(|e| {
+            QueryError::Unreadable(format!("Log Analytics' answer is not a query result: {e}"))
+        })?
+        .ok_or_else(|| QueryError::Unavailable("the query was abandoned".into()))?;
     if !transcoded.saw_tables {
         return Err(QueryError::Unreadable(
             "Log Analytics' answer has no tables".into(),
         ));
     }
-    Ok(QueryResult {
-        tables_json: transcoded.tables_json,
-        row_count: transcoded.row_count,
-        partial_error: transcoded.error,
-        statistics: transcoded.statistics,
-        truncated: transcoded.truncated,
-        values_left_encoded: transcoded.values_left_encoded,
-    })
+    Ok((
+        transcoded.tables_json,
+        ResultSummary {
+            row_count: transcoded.row_count,
+            partial_error: transcoded.error,
+            statistics: transcoded.statistics,
+            truncated: transcoded.truncated,
+            values_left_encoded: transcoded.values_left_encoded,
+        },
+    ))
 }

@@ -160,7 +160,21 @@ impl Transcoder {
         Ok(())
     }
 
-    /// Ends the answer: fails when it stopped before its last `}`.
+    /// The table JSON written since the last [`Self::take_output`].
+    pub fn output_len(&self) -> usize {
+        self.result.tables_json.len()
+    }
+
+    /// Takes the table JSON written so far, to send it on while the rest is transcoded.
+    pub fn take_output(&mut self, next_capacity: usize) -> Vec<u8> {
+        std::mem::replace(
+            &mut self.result.tables_json,
+            Vec::with_capacity(next_capacity),
+        )
+    }
+
+    /// Ends the answer: fails when it stopped before its last `}`. The table JSON in the result
+    /// is what was written since the last [`Self::take_output`].
     pub fn finish(mut self) -> Result<Transcoded, TranscodeError> {
         let pending = std::mem::take(&mut self.pending);
         let used = self.scan(&pending, usize::MAX)?;
@@ -877,6 +891,21 @@ mod tests {
             String::from_utf8(run(wire, 10).tables_json).unwrap(),
             r#"[{"name":"a","columns":[{"name":"x","type":"dynamic"}],"rows":[[[1,{"b":[true]}]],[{}],[[]]]}]"#
         );
+    }
+
+    #[test]
+    fn output_taken_in_pieces_joins_up_to_the_whole() {
+        let wire = r#"{"tables":[{"name":"a","columns":[{"name":"x","type":"dynamic"}],"rows":[["[1]"],["{}"],[2],[3]]}]}"#;
+        let whole = run(wire, 10).tables_json;
+        let mut t = Transcoder::new(10, 0);
+        let mut joined = Vec::new();
+        for piece in wire.as_bytes().chunks(9) {
+            t.feed(piece).unwrap();
+            joined.extend(t.take_output(0));
+            assert_eq!(t.output_len(), 0);
+        }
+        joined.extend(t.finish().unwrap().tables_json);
+        assert_eq!(joined, whole);
     }
 
     #[test]

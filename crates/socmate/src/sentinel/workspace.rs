@@ -290,17 +290,19 @@ impl SentinelConnection {
             if timeout.is_zero() {
                 return Err(FetchError::Timeout);
             }
-            self.run_query(QueryRequest {
-                query: query.to_owned(),
-                timespan: timespan.clone(),
-                timeout,
-                row_cap: usize::MAX,
-            })
-            .await
-            .map_err(table_error)
+            let result = self
+                .run_query(QueryRequest {
+                    query: query.to_owned(),
+                    timespan: timespan.clone(),
+                    timeout,
+                    row_cap: usize::MAX,
+                })
+                .await
+                .map_err(table_error)?;
+            result.collect().await.map_err(table_error)
         })
         .await?;
-        if let Some(error) = result.partial_error {
+        if let Some(error) = result.summary.partial_error {
             // Partial rows would move the watermark past incidents never read.
             return Err(FetchError::Unreadable(format!(
                 "Log Analytics returned partial results: {}",

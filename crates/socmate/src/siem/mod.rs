@@ -25,7 +25,10 @@ pub use fields::Fields;
 pub use incidents::{
     Alert, FetchError, Incident, IncidentScope, IncidentSink, ReadReport, SyncWindow, text_field,
 };
-pub use query::{MAX_VALUE_DEPTH, QueryError, QueryRequest, QueryResult};
+pub use query::{
+    MAX_VALUE_DEPTH, QueryError, QueryRequest, QueryResult, ResultPiece, ResultStream,
+    ResultSummary,
+};
 pub use registry::Registry;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -154,8 +157,10 @@ pub trait SiemConnector: Send + Sync {
     /// Runs every diagnostic step within `budget` and reports each one.
     fn test_connection(&self, budget: Duration) -> BoxFuture<'_, ConnectionReport>;
 
-    /// Runs an analyst's query.
-    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>>;
+    /// Runs an analyst's query. `Err` when the SIEM refused it outright; once it answers, the
+    /// result comes as a stream (a provider without one wraps its whole result:
+    /// [`ResultStream::whole`]).
+    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<ResultStream, QueryError>>;
 
     /// The collection this connection's incidents belong to (it may have to ask the SIEM, e.g.
     /// for the tenant's id).

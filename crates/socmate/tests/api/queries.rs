@@ -602,3 +602,133 @@ async fn a_cancelled_query_frees_its_slot_and_is_audited_as_cancelled() {
     })
     .await;
 }
+
+/// The table JSON of `SyntheticRows | take 20000` is ~6 MiB: far past the 1 MiB SoCMate answers
+/// whole (`queries::service::STREAM_ABOVE_BYTES`).
+const STREAMED_ROWS: usize = 20_000;
+
+/// A large result is sent as it downloads (chunked, no length), and its audit row exists
+/// before the client can have the whole answer: the tail comes only after it.
+#[tokio::test]
+async fn a_large_result_is_streamed_and_audited_before_its_tail() {
+    let app = query_app(Options::default()).await;
+    let id = provider_on(&app, "Primary", WORKSPACE).await;
+    app.set_default(&id).await;
+    let query = format!("SyntheticRows | take {STREAMED_ROWS}");
+    let response = app
+        .http
+        .post(format!("{}{QUERY}", app.base))
+        .bearer_auth(&app.analyst_token)
+        .json(&json!({"query": query}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "{:?}",
+        response.headers()
+    );
+    let raw = response.bytes().await.unwrap();
+    assert!(raw.len() > 4 * 1024 * 1024, "{} bytes", raw.len());
+    let body: Value = serde_json::from_slice(&raw).unwrap();
+    let rows = body["tables"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), STREAMED_ROWS);
+    assert_eq!(rows[0][3].as_i64(), Some(i64::MAX), "exact longs");
+    assert!(rows[1][9].is_object(), "dynamic decoded: {}", rows[1][9]);
+    assert_eq!(body["truncated"], false);
+    let history = app.analyst(Method::GET, "/api/siem/queries", None).await;
+    let entry = &history.body["queries"][0];
+    assert_eq!(entry["id"], body["query_id"]);
+    assert_eq!(entry["status"], "succeeded");
+    assert_eq!(entry["row_count"], STREAMED_ROWS);
+
+    // A small result still comes whole, with its length.
+    let small = app
+        .http
+        .post(format!("{}{QUERY}", app.base))
+        .bearer_auth(&app.analyst_token)
+        .json(&json!({"query": "SyntheticRows | take 10"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(small.headers().get("content-length").is_some());
+}
+
+/// Log Analytics' connection can drop in the middle of a large answer. Once SoCMate has
+/// started streaming, the response is cut short — the client never holds a complete, shorter
+/// result — and the audit records the failure.
+#[tokio::test]
+async fn a_streamed_result_that_breaks_off_is_cut_short_and_audited_as_failed() {
+    let app = query_app(Options::default()).await;
+    let id = provider_on(&app, "Primary", WORKSPACE).await;
+    app.set_default(&id).await;
+    let whole = azure_emulator::synthetic_rows_response(STREAMED_ROWS);
+    let broken = whole[..whole.len() * 4 / 5].to_vec();
+    app.emulator.update(|config| {
+        let workspace = config.tenants[0]
+            .workspaces
+            .iter_mut()
+            .find(|w| w.id == WORKSPACE)
+            .unwrap();
+        workspace.prepared.push(azure_emulator::PreparedQuery {
+            query: "Broken".into(),
+            body: broken.into(),
+        });
+    });
+    let response = app
+        .http
+        .post(format!("{}{QUERY}", app.base))
+        .bearer_auth(&app.analyst_token)
+        .json(&json!({"query": "Broken"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "committed once streaming"
+    );
+    let read = response.bytes().await;
+    assert!(read.is_err(), "the body must end in an error, not as JSON");
+    crate::helpers::wait_until(Duration::from_secs(5), "a failed audit row", || async {
+        let history = app.analyst(Method::GET, "/api/siem/queries", None).await;
+        let entry = &history.body["queries"][0];
+        if entry["status"] == "failed" && entry["error_code"] == "upstream_unreadable" {
+            Ok(())
+        } else {
+            Err(entry.to_string())
+        }
+    })
+    .await;
+}
+
+/// A caller who leaves in the middle of a streamed result stops its download and is audited
+/// as `cancelled`, like one who leaves before the first byte.
+#[tokio::test]
+async fn a_caller_who_leaves_mid_stream_is_audited_as_cancelled() {
+    let app = query_app(Options::default()).await;
+    let id = provider_on(&app, "Primary", WORKSPACE).await;
+    app.set_default(&id).await;
+    let mut response = app
+        .http
+        .post(format!("{}{QUERY}", app.base))
+        .bearer_auth(&app.analyst_token)
+        .json(&json!({"query": "SyntheticRows | take 200000"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.chunk().await.unwrap().is_some());
+    drop(response);
+    crate::helpers::wait_until(Duration::from_secs(10), "a cancelled audit row", || async {
+        let history = app.analyst(Method::GET, "/api/siem/queries", None).await;
+        let entry = &history.body["queries"][0];
+        if entry["status"] == "cancelled" {
+            Ok(())
+        } else {
+            Err(entry.to_string())
+        }
+    })
+    .await;
+}

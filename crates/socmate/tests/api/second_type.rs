@@ -22,7 +22,8 @@ use socmate::incidents::RunOutcome;
 use socmate::siem::{
     Alert, BoxFuture, Check, ConnectionReport, FetchError, Fields, FormCheck, FormField,
     FormOption, Incident, IncidentScope, IncidentSink, ProviderForm, ProviderKind, QueryError,
-    QueryHelp, QueryRequest, QueryResult, ReadReport, SecretHelp, SiemConnector, SyncWindow,
+    QueryHelp, QueryRequest, QueryResult, ReadReport, ResultStream, ResultSummary, SecretHelp,
+    SiemConnector, SyncWindow,
 };
 use utoipa::openapi::{RefOr, Schema};
 
@@ -353,7 +354,7 @@ impl SiemConnector for AcmeConnection {
         })
     }
 
-    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<QueryResult, QueryError>> {
+    fn query(&self, request: QueryRequest) -> BoxFuture<'_, Result<ResultStream, QueryError>> {
         Box::pin(async move {
             let response = self
                 .http
@@ -383,14 +384,13 @@ impl SiemConnector for AcmeConnection {
                 .collect();
             let rows = body["rows"].as_array().cloned().unwrap_or_default();
             let tables = json!([{"name": "PrimaryResult", "columns": columns, "rows": rows}]);
-            Ok(QueryResult {
+            Ok(ResultStream::whole(QueryResult {
                 tables_json: serde_json::to_vec(&tables).unwrap(),
-                row_count: rows.len(),
-                partial_error: None,
-                statistics: None,
-                truncated: false,
-                values_left_encoded: 0,
-            })
+                summary: ResultSummary {
+                    row_count: rows.len(),
+                    ..ResultSummary::default()
+                },
+            }))
         })
     }
 

@@ -146,6 +146,22 @@ test('analyst sees no admin link and can use incidents and query', async (t) => 
     }, { message: 'the cancelled query in the audit' });
     await clearFaults(stack);
 
+    // A large result is streamed; when Log Analytics' answer breaks off mid-download the page says
+    // so and shows none of it, and the audit records the failure.
+    await injectFault(stack, { endpoint: 'log_analytics_query', kind: 'break_off', after_bytes: 3_000_000, times: 1 });
+    await page.getByLabel('KQL query').fill('SyntheticRows | take 20000');
+    await page.getByTestId('run-query').click();
+    await waitForText(page.getByTestId('query-error'), /broke off while it downloaded/, 15_000);
+    // The browser reports the cut-short response in its console too: that one report is expected.
+    const cut = (p) => /ERR_INCOMPLETE_CHUNKED_ENCODING/.test(p);
+    await waitUntil(async () => problems.some(cut), { message: "the browser's report of the cut" });
+    problems.splice(problems.findIndex(cut), 1);
+    await waitUntil(async () => {
+      const history = await page.evaluate(async () => (await fetch('/api/siem/queries')).json());
+      return history.queries.some((q) => q.query === 'SyntheticRows | take 20000' && q.status === 'failed');
+    }, { message: 'the broken-off query in the audit' });
+    await clearFaults(stack);
+
     // Longs beyond 2^53 show exactly as the API sent them (a double would show ...776000).
     await page.getByLabel('KQL query').fill('print big=9223372036854775807, low=-9223372036854775808, odd=9007199254740993');
     await page.getByTestId('run-query').click();

@@ -11,6 +11,7 @@
 //! {"kind":"status","status":503,"endpoint":"log_analytics_query"}
 //! {"kind":"malformed","endpoint":"graph_alerts","times":2}
 //! {"kind":"oversized","bytes":40000000,"endpoint":"graph_incidents","times":1}
+//! {"kind":"break_off","after_bytes":2000000,"endpoint":"log_analytics_query","times":1}
 //! ```
 //! `endpoint`, `tenant` and `times` may be omitted (or `null`): every endpoint, every tenant,
 //! until cleared.
@@ -114,6 +115,12 @@ pub enum FaultKind {
     /// incidents can hold more than 150 alerts, each with its evidence; docs/azure/
     /// real-behaviour.md S2).
     Oversized { bytes: usize },
+    /// The real answer, its connection dropped after `after_bytes` bytes of its body. Large
+    /// Kusto answers break off like this in real tenants: "Connection broken:
+    /// ConnectionResetError" for a large result that a `limit 2` fetched fine
+    /// (MicrosoftDocs/dataexplorer-docs#939), `IncompleteRead(4717565 bytes read)` while
+    /// reading a streamed result (Azure/azure-kusto-python#457).
+    BreakOff { after_bytes: usize },
 }
 
 impl Fault {
@@ -158,6 +165,25 @@ impl Fault {
 
 /// The largest body an [`FaultKind::Oversized`] fault may send.
 pub const MAX_OVERSIZED_BYTES: usize = 256 * 1024 * 1024;
+
+/// `response` cut off by a dropped connection after `after_bytes` bytes of its body.
+pub(crate) async fn break_off(response: Response, after_bytes: usize) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, MAX_OVERSIZED_BYTES)
+        .await
+        .unwrap_or_default();
+    let pieces = [
+        Ok(body.slice(..after_bytes.min(body.len()))),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "fault: the connection dropped mid-answer",
+        )),
+    ];
+    Response::from_parts(
+        parts,
+        axum::body::Body::from_stream(futures::stream::iter(pieces)),
+    )
+}
 
 /// Builds the response of a non-timing fault (status, throttle, malformed).
 pub(crate) fn fault_response(
@@ -214,8 +240,9 @@ pub(crate) fn fault_response(
             )
                 .into_response()
         }
-        // Timing faults are handled by the server middleware; answering 500 here is a safe default.
-        FaultKind::Delay { .. } | FaultKind::Hang => {
+        // Faults that wait or need the real answer are handled by the server middleware;
+        // answering 500 here is a safe default.
+        FaultKind::Delay { .. } | FaultKind::Hang | FaultKind::BreakOff { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }

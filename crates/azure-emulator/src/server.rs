@@ -208,6 +208,9 @@ async fn observe(State(shared): State<Arc<Shared>>, req: Request, next: Next) ->
                     }
                 }
             }
+            Some(FaultKind::BreakOff { after_bytes }) => {
+                faults::break_off(next.run(req).await, after_bytes).await
+            }
             Some(kind) => faults::fault_response(&kind, endpoint, req.headers(), &shared.base_url),
         }
     };

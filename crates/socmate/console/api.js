@@ -70,12 +70,34 @@ export async function api(method, path, body, { allow401 = false, exact = false,
       detail: 'The SoCMate server could not be reached. Check your connection and try again.',
     });
   }
-  const text = await response.text();
-  let data = null;
-  if (text) {
-    try { data = exact ? parseExact(text) : JSON.parse(text); } catch { data = null; }
+  let text;
+  try {
+    text = await response.text();
+  } catch {
+    // A large query result is streamed; when its SIEM's answer breaks off, the server cuts the
+    // response short rather than end it as a complete, shorter result.
+    throw new ApiError(0, {
+      code: 'answer_cut_short',
+      title: 'Answer cut short',
+      detail: 'The answer broke off while it downloaded (the SIEM or the connection stopped). '
+        + 'Nothing of it is shown; run it again.',
+    });
   }
-  if (response.ok) return data;
+  let data = null;
+  let readable = !text;
+  if (text) {
+    try { data = exact ? parseExact(text) : JSON.parse(text); readable = true; } catch { data = null; }
+  }
+  if (response.ok) {
+    if (!readable) {
+      throw new ApiError(0, {
+        code: 'unreadable_answer',
+        title: 'Unreadable answer',
+        detail: 'The server answered with something that is not JSON. Try again.',
+      });
+    }
+    return data;
+  }
   const problem = data && typeof data === 'object' ? data : {
     title: response.statusText || 'Error',
     detail: `The server answered HTTP ${response.status}.`,

@@ -655,32 +655,26 @@ async fn a_large_result_is_streamed_and_audited_before_its_tail() {
     assert!(small.headers().get("content-length").is_some());
 }
 
-/// Log Analytics' connection can drop in the middle of a large answer. Once SoCMate has
-/// started streaming, the response is cut short — the client never holds a complete, shorter
-/// result — and the audit records the failure.
+/// Log Analytics' connection can drop in the middle of a large answer (the emulator's
+/// `BreakOff` fault, from real tenants' reports). Once SoCMate has started streaming, the
+/// response is cut short — the client never holds a complete, shorter result — and the audit
+/// records the failure.
 #[tokio::test]
 async fn a_streamed_result_that_breaks_off_is_cut_short_and_audited_as_failed() {
     let app = query_app(Options::default()).await;
     let id = provider_on(&app, "Primary", WORKSPACE).await;
     app.set_default(&id).await;
-    let whole = azure_emulator::synthetic_rows_response(STREAMED_ROWS);
-    let broken = whole[..whole.len() * 4 / 5].to_vec();
-    app.emulator.update(|config| {
-        let workspace = config.tenants[0]
-            .workspaces
-            .iter_mut()
-            .find(|w| w.id == WORKSPACE)
-            .unwrap();
-        workspace.prepared.push(azure_emulator::PreparedQuery {
-            query: "Broken".into(),
-            body: broken.into(),
-        });
-    });
+    app.emulator.inject(
+        Fault::new(FaultKind::BreakOff {
+            after_bytes: 3 * 1024 * 1024,
+        })
+        .on(Endpoint::LogAnalyticsQuery),
+    );
     let response = app
         .http
         .post(format!("{}{QUERY}", app.base))
         .bearer_auth(&app.analyst_token)
-        .json(&json!({"query": "Broken"}))
+        .json(&json!({"query": format!("SyntheticRows | take {STREAMED_ROWS}")}))
         .send()
         .await
         .unwrap();
@@ -694,7 +688,7 @@ async fn a_streamed_result_that_breaks_off_is_cut_short_and_audited_as_failed() 
     crate::helpers::wait_until(Duration::from_secs(5), "a failed audit row", || async {
         let history = app.analyst(Method::GET, "/api/siem/queries", None).await;
         let entry = &history.body["queries"][0];
-        if entry["status"] == "failed" && entry["error_code"] == "upstream_unreadable" {
+        if entry["status"] == "failed" && entry["error_code"] == "upstream_unavailable" {
             Ok(())
         } else {
             Err(entry.to_string())

@@ -248,6 +248,8 @@ async fn list(
 }
 
 /// Run a query on the investigation's pinned provider, whatever the default is now.
+///
+/// Large results are streamed as for `POST /api/siem/query`.
 #[utoipa::path(post, path = "/{id}/query", tag = TAG, params(("id" = String, Path, description = "Investigation id")),
     request_body = InvestigationQuery,
     responses((status = 200, description = "The result tables", body = QueryResultBody)))]

@@ -71,6 +71,10 @@ struct ResultColumn {
 
 /// Run a KQL query on a provider (the default unless `provider_id` is given). With
 /// `Accept: text/csv` the answer is the first result table as CSV, every row kept.
+///
+/// A JSON result with more than 1 MiB of tables is streamed as it downloads (no
+/// `Content-Length`). Should the SIEM's answer break off after that, the response is cut short
+/// (its JSON incomplete) and the query is audited `failed`: run it again.
 #[utoipa::path(post, path = "/query", tag = TAG, request_body = QueryInput,
     responses((status = 200, description = "The result tables (JSON), or the first as CSV",
         content((QueryResultBody = "application/json"), (String = "text/csv")))))]

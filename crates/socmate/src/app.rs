@@ -190,6 +190,7 @@ impl Application {
             test_budget: settings.connection_test_budget,
             changed: Arc::default(),
             test_limiter: Arc::new(RateLimiter::per_minute(settings.connection_test_rate)),
+            cache: Arc::default(),
         };
         let queries = Queries {
             providers: providers.clone(),
@@ -269,6 +270,13 @@ impl Application {
             self.background.clone(),
         ));
         let health = tokio::spawn(self.health.clone().run());
+        let provider_watch = tokio::spawn(
+            self.sync
+                .providers()
+                .cache
+                .clone()
+                .watch(self.db.clone(), self.background.clone()),
+        );
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -297,6 +305,7 @@ impl Application {
         let _ = scheduler.await;
         let _ = housekeeping.await;
         let _ = health.await;
+        let _ = provider_watch.await;
         let _ = notifications.await;
         // A sync run still holding a connection is abandoned, not awaited: its lease expires.
         if tokio::time::timeout(DB_CLOSE_GRACE, self.db.close())

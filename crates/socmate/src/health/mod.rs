@@ -120,7 +120,9 @@ impl HealthWatch {
             }
         };
         let db = &self.providers.db;
-        if let Err(e) = store::record(db, &provider.id, &result, Source::Scheduled).await {
+        let recorded = store::record(db, &provider.id, &result, Source::Scheduled).await;
+        self.providers.cache.invalidate();
+        if let Err(e) = recorded {
             tracing::warn!(provider.id = %provider.id, error = %e, "cannot record a health check");
         }
         if let Err(e) = self.announce_sync_freshness(&provider).await {

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::cache::{self, Lookup, ProviderCache, Snapshot};
 use super::model::{
     ConnectionTestResult, HealthStatus, MESSAGE_FAILED, Provider, secret_expiry_warning,
 };
@@ -69,6 +71,8 @@ pub struct Providers {
     pub changed: Arc<tokio::sync::Notify>,
     /// Connection tests per caller (they call Entra ID with the submitted credentials).
     pub test_limiter: Arc<crate::rate_limit::RateLimiter>,
+    /// The live providers ready to serve; every write below drops it once committed.
+    pub cache: Arc<ProviderCache>,
 }
 
 impl Providers {
@@ -170,7 +174,7 @@ impl Providers {
         );
         let masked = validate::mask_secret(&candidate.client_secret);
         let connection = Value::Object(candidate.connection.clone()).to_string();
-        let provider = store::insert(
+        let inserted = store::insert(
             &self.db,
             &NewRow {
                 id: id.as_str(),
@@ -185,33 +189,80 @@ impl Providers {
             },
             ctx,
         )
-        .await?;
+        .await;
+        self.cache.invalidate();
+        let provider = inserted?;
         tracing::info!(provider.id = %provider.id, provider.name = %provider.name, is_default = provider.is_default, created_by, "SIEM provider created");
         self.changed.notify_one();
-        Ok(self.present(provider))
+        Ok(self.present(provider, Utc::now()))
     }
 
+    /// The live providers, in creation order.
     pub async fn list(&self) -> Result<Vec<Provider>, ProviderError> {
-        let providers = store::list_live(&self.db).await?;
-        Ok(providers.into_iter().map(|p| self.present(p)).collect())
+        Ok(self.snapshot().await?.providers().to_vec())
+    }
+
+    /// The list response's body: `{providers, total}`.
+    pub async fn list_json(&self) -> Result<Bytes, ProviderError> {
+        Ok(self.snapshot().await?.list_json())
     }
 
     pub async fn get(&self, id: &str) -> Result<Provider, ProviderError> {
         let id = parse_id(id)?;
+        let now = Utc::now();
+        if let Lookup::Fresh(snapshot) = self.cache.lookup(now) {
+            return snapshot
+                .provider(id.as_str())
+                .cloned()
+                .ok_or(ProviderError::NotFound);
+        }
         store::get_live(&self.db, id.as_str())
             .await?
-            .map(|p| self.present(p))
+            .map(|p| self.present(p, now))
             .ok_or(ProviderError::NotFound)
     }
 
-    /// Adds what the provider's type words: the secret-expiry warning.
-    fn present(&self, mut provider: Provider) -> Provider {
+    /// A detail response's body.
+    pub async fn detail_json(&self, id: &str) -> Result<Bytes, ProviderError> {
+        let id = parse_id(id)?;
+        if let Lookup::Off = self.cache.lookup(Utc::now()) {
+            return Ok(cache::to_json(&self.get(id.as_str()).await?)?);
+        }
+        self.snapshot()
+            .await?
+            .detail_json(id.as_str())
+            .ok_or(ProviderError::NotFound)
+    }
+
+    /// The live providers as the cache holds them, or as the database shows them now (kept for
+    /// the next read unless something changed meanwhile).
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, ProviderError> {
+        let now = Utc::now();
+        let ticket = match self.cache.lookup(now) {
+            Lookup::Fresh(snapshot) => return Ok(snapshot),
+            Lookup::Miss(ticket) => Some(ticket),
+            Lookup::Off => None,
+        };
+        let providers = store::list_live(&self.db).await?;
+        let providers = providers
+            .into_iter()
+            .map(|p| self.present(p, now))
+            .collect();
+        let snapshot = Arc::new(Snapshot::new(providers, now)?);
+        if let Some(ticket) = ticket {
+            self.cache.offer(ticket, snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// Adds what the provider's type words: the secret-expiry warning as of `now`.
+    fn present(&self, mut provider: Provider, now: DateTime<Utc>) -> Provider {
         if let (Some(expires_at), Some(kind)) = (
             provider.client_secret_expires_at,
             self.registry.get(&provider.provider_type),
         ) {
             provider.secret_expiry_warning =
-                secret_expiry_warning(expires_at, Utc::now(), kind.secret_help());
+                secret_expiry_warning(expires_at, now, kind.secret_help());
         }
         provider
     }
@@ -264,7 +315,7 @@ impl Providers {
             .connection
             .as_ref()
             .map(|c| Value::Object(c.clone()).to_string());
-        let provider = store::update(
+        let updated = store::update(
             &self.db,
             id.as_str(),
             &RowChanges {
@@ -278,13 +329,15 @@ impl Providers {
             },
             ctx,
         )
-        .await?;
+        .await;
+        self.cache.invalidate();
+        let provider = updated?;
         if changes.touches_connection() {
             kind.forget(&before.connection);
         }
         tracing::info!(provider.id = %provider.id, secret_rotated = changes.client_secret.is_some(), "SIEM provider updated");
         self.changed.notify_one();
-        Ok(self.present(provider))
+        Ok(self.present(provider, Utc::now()))
     }
 
     pub async fn set_default(
@@ -298,12 +351,13 @@ impl Providers {
                 .map_err(ProviderError::from),
             Err(e) => Err(e),
         };
+        self.cache.invalidate();
         let provider = self
             .audited(ctx, "provider.set_default", Some(id), outcome)
             .await?;
         tracing::info!(provider.id = %provider.id, "SIEM provider set as default");
         self.changed.notify_one();
-        Ok(self.present(provider))
+        Ok(self.present(provider, Utc::now()))
     }
 
     /// Soft-deletes a provider; also says whether it was the default (which leaves none).
@@ -318,6 +372,7 @@ impl Providers {
                 .map_err(ProviderError::from),
             Err(e) => Err(e),
         };
+        self.cache.invalidate();
         let (provider, was_default) = self
             .audited(ctx, "provider.delete", Some(id), outcome)
             .await?;
@@ -341,13 +396,15 @@ impl Providers {
             Ok(result) => result,
             Err(e) => return self.audited(ctx, "provider.test", Some(id), Err(e)).await,
         };
-        crate::health::store::record(
+        let recorded = crate::health::store::record(
             &self.db,
             id,
             &result,
             crate::health::store::Source::Manual(ctx),
         )
-        .await?;
+        .await;
+        self.cache.invalidate();
+        recorded?;
         Ok(result)
     }
 
@@ -377,8 +434,15 @@ impl Providers {
         let mut connection = provider.connection.clone();
         connection.extend(learned);
         if connection != provider.connection {
-            store::replace_connection(&self.db, &provider.id, &provider.connection, &connection)
-                .await?;
+            let replaced = store::replace_connection(
+                &self.db,
+                &provider.id,
+                &provider.connection,
+                &connection,
+            )
+            .await;
+            self.cache.invalidate();
+            replaced?;
         }
         Ok(())
     }
@@ -387,7 +451,7 @@ impl Providers {
     pub async fn default_provider(&self) -> Result<Option<Provider>, ProviderError> {
         Ok(store::get_live_default(&self.db)
             .await?
-            .map(|p| self.present(p)))
+            .map(|p| self.present(p, Utc::now())))
     }
 
     /// A ready connection to a saved, live provider.

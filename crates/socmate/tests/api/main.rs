@@ -20,6 +20,7 @@ mod openapi;
 mod ops;
 mod pg;
 mod process;
+mod provider_cache;
 mod providers;
 mod queries;
 mod replicas;

@@ -1,7 +1,9 @@
 //! HS256 tokens with a pinned algorithm and every registered claim checked.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,6 +22,8 @@ const MIN_SECRET_LEN: usize = 32;
 /// Clock skew tolerated between replicas, in seconds.
 const LEEWAY_SECS: u64 = 30;
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How many verified tokens [`JwtKeys`] remembers.
+const VERIFIED_CAP: usize = 4096;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
@@ -63,6 +67,11 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens that passed every check, by SHA-256 digest (the tokens themselves are not kept), so
+    /// that a client sending one token request after request pays a lookup instead of decoding,
+    /// parsing and checking it each time. What a token proves changes only with the clock, so a
+    /// hit checks its expiry again. Only verified tokens enter, and at most [`VERIFIED_CAP`].
+    verified: RwLock<HashMap<[u8; 32], Claims>>,
 }
 
 impl fmt::Debug for JwtKeys {
@@ -87,6 +96,7 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            verified: RwLock::default(),
         })
     }
 
@@ -143,6 +153,42 @@ impl JwtKeys {
     /// lifetime (`exp - iat`) within [`MAX_TTL`] and an `iat` not in the future beyond the
     /// leeway. The signing key alone must not mint a token that outlives every rotation policy.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes()).as_ref(),
+        );
+        // jsonwebtoken's own rule: expired once `exp` is further past than the leeway.
+        let leeway = i64::try_from(LEEWAY_SECS).unwrap_or(0);
+        let now = Utc::now().timestamp();
+        let expired = |claims: &Claims| claims.exp < now.saturating_sub(leeway);
+        if let Some(claims) = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+        {
+            return if expired(claims) {
+                Err(AuthError::Expired)
+            } else {
+                Ok(claims.clone())
+            };
+        }
+        let claims = self.verify_token(token)?;
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAP {
+            verified.retain(|_, claims| !expired(claims));
+            if verified.len() >= VERIFIED_CAP {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    fn verify_token(&self, token: &str) -> Result<Claims, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
@@ -281,6 +327,26 @@ mod tests {
                 .verify(&forge(&c, Algorithm::HS256, &[7u8; 32]))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_a_tampered_one_is_still_refused() {
+        let k = keys();
+        let mut c = valid_claims();
+        let now = Utc::now().timestamp();
+        // Valid for one more second, leeway included.
+        c["exp"] = serde_json::json!(now - i64::try_from(LEEWAY_SECS).unwrap() + 1);
+        let token = forge(&c, Algorithm::HS256, &[7u8; 32]);
+        assert!(k.verify(&token).is_ok());
+        assert!(k.verify(&token).is_ok(), "remembered");
+        // The same claims under a signature one character off (mid-signature, where every bit
+        // counts).
+        let at = token.len() - 10;
+        let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let tampered = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+        assert_eq!(k.verify(&tampered).unwrap_err(), AuthError::Invalid);
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(k.verify(&token).unwrap_err(), AuthError::Expired);
     }
 
     #[test]

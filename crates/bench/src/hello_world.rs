@@ -6,6 +6,10 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::routing::get;
 
+/// The allocator `socmate` runs on, so that the baseline differs from it only in what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let addr = std::env::args()

@@ -2,13 +2,16 @@
 //! (`hello-world`), each as its own process, then drives each scenario with the same concurrent
 //! clients for a fixed time: hello-world; SoCMate's `/healthz` (its middleware stack alone) and
 //! `/api/auth/me` (plus bearer authentication), which break down where the time goes; then the
-//! provider list, detail and create. It reports throughput and latency percentiles as a Markdown
-//! table row per scenario, and each one's throughput as a share of hello-world's in the same run;
-//! it fails when list or detail falls below half (the target).
+//! provider list, detail and create. The read scenarios take turns in `--rounds` rounds, so
+//! that the shared machine's drift during the run weighs on each of them alike (run one after
+//! another, their shares moved by ±15 % between runs); create runs last, once, since the
+//! providers it adds would grow the list. It reports throughput and latency percentiles as a
+//! Markdown table row per scenario, and each one's throughput as a share of hello-world's in the
+//! same run; it fails when list or detail falls below half (the target).
 //!
 //! ```sh
 //! cargo build --release --bin socmate --bin mgmt-load --bin hello-world
-//! ./target/release/mgmt-load --seconds 10 --concurrency 32
+//! ./target/release/mgmt-load --seconds 12 --rounds 4 --concurrency 32
 //! ./target/release/mgmt-load --database-url postgres://postgres@127.0.0.1/socmate_bench
 //! ```
 
@@ -30,9 +33,12 @@ struct Args {
     /// The hello-world baseline.
     #[arg(long, default_value = "target/release/hello-world")]
     hello_world: PathBuf,
-    /// Seconds per scenario.
+    /// Seconds per scenario, split across the rounds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Rounds in which the read scenarios take turns.
+    #[arg(long, default_value_t = 4)]
+    rounds: u32,
     /// Concurrent clients.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -44,11 +50,21 @@ struct Args {
     database_url: Option<String>,
 }
 
+#[derive(Default)]
 struct Outcome {
     requests: usize,
     errors: usize,
     latencies: Vec<Duration>,
     elapsed: Duration,
+}
+
+impl Outcome {
+    fn add(&mut self, other: Outcome) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.latencies.extend(other.latencies);
+        self.elapsed += other.elapsed;
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -114,9 +130,28 @@ async fn main() -> anyhow::Result<()> {
         hello: &hello.url,
         ids: &ids,
     };
+    let reads = ["hello-world", "healthz", "me", "list", "detail"];
+    let rounds = args.rounds.max(1);
+    let turn = Duration::from_secs(args.seconds) / rounds;
+    let mut outcomes: Vec<Outcome> = reads.iter().map(|_| Outcome::default()).collect();
+    for _ in 0..rounds {
+        for (scenario, total) in reads.iter().zip(&mut outcomes) {
+            total.add(run(&args, scenario, turn, &http, &targets, &token, &counter).await);
+        }
+    }
+    let create = run(
+        &args,
+        "create",
+        Duration::from_secs(args.seconds),
+        &http,
+        &targets,
+        &token,
+        &counter,
+    )
+    .await;
+    outcomes.push(create);
     let mut rates = Vec::new();
-    for scenario in ["hello-world", "healthz", "me", "list", "detail", "create"] {
-        let outcome = run(&args, scenario, &http, &targets, &token, &counter).await;
+    for (scenario, outcome) in reads.into_iter().chain(["create"]).zip(outcomes) {
         let rate = outcome.requests as f64 / outcome.elapsed.as_secs_f64();
         rates.push((scenario, rate, outcome.errors));
         let mut sorted = outcome.latencies;
@@ -212,6 +247,7 @@ fn body(name: &str) -> serde_json::Value {
 async fn run(
     args: &Args,
     scenario: &str,
+    duration: Duration,
     http: &reqwest::Client,
     targets: &Targets<'_>,
     token: &str,
@@ -224,7 +260,7 @@ async fn run(
         ids,
     } = *targets;
     let started = Instant::now();
-    let until = started + Duration::from_secs(args.seconds);
+    let until = started + duration;
     let workers = (0..args.concurrency).map(|w| {
         let counter = Arc::clone(counter);
         async move {

@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -35,7 +35,7 @@ fn date_slot(prop: &str) -> usize {
 }
 
 /// Which collection a request addresses.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Resource {
     Incidents,
     Alerts,
@@ -717,7 +717,18 @@ pub(crate) struct GraphIndex {
     alerts: OnceLock<Vec<ItemKey>>,
     /// `incidentId` → positions in the tenant's `alerts`, in their order.
     alerts_by_incident: OnceLock<HashMap<String, Vec<usize>>>,
+    /// Recent listings, filtered and sorted, by resource, `$filter` and `$orderby`: walking the
+    /// pages of one listing sorts it once, as Graph serves the pages of a query it already
+    /// ran, so that a client paging deep measures the wire and not this emulator's sorting
+    /// (docs/benchmarks.md, incident sync).
+    listings: Mutex<HashMap<ListingKey, Arc<[usize]>>>,
 }
+
+/// Which listing: the resource, and its `$filter` and `$orderby` as sent.
+type ListingKey = (Resource, String, String);
+
+/// How many listings [`GraphIndex`] remembers before it starts again.
+const LISTINGS_KEPT: usize = 64;
 
 impl GraphIndex {
     fn keys(&self, tenant: &Tenant, resource: Resource) -> &[ItemKey] {
@@ -732,6 +743,55 @@ impl GraphIndex {
                 .map(|(pos, item)| ItemKey::new(pos, item))
                 .collect()
         })
+    }
+
+    /// Positions (in [`Self::keys`]) of the items `opts` lists, in its order, computed once per
+    /// listing.
+    fn listing(&self, tenant: &Tenant, resource: Resource, opts: &Options) -> Arc<[usize]> {
+        let raw = |name: &str| {
+            opts.pairs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map_or_else(String::new, |(_, v)| v.clone())
+        };
+        let key = (resource, raw("$filter"), raw("$orderby"));
+        let mut listings = self.listings.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = listings.get(&key) {
+            return found.clone();
+        }
+        let keys = self.keys(tenant, resource);
+        let source = match resource {
+            Resource::Incidents => &tenant.incidents,
+            Resource::Alerts => &tenant.alerts,
+        };
+        let mut order: Vec<usize> = (0..keys.len())
+            .filter(|&i| {
+                let key = &keys[i];
+                opts.filter.iter().all(|c| c.matches(&source[key.pos], key))
+            })
+            .collect();
+        let orderby: Vec<(usize, bool)> = opts
+            .orderby
+            .iter()
+            .map(|(prop, desc)| (date_slot(prop), *desc))
+            .collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&keys[a], &keys[b]);
+            for (slot, desc) in &orderby {
+                let ord = a.dates[*slot].cmp(&b.dates[*slot]);
+                let ord = if *desc { ord.reverse() } else { ord };
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+            }
+            a.compare_ids(b)
+        });
+        let order: Arc<[usize]> = order.into();
+        if listings.len() >= LISTINGS_KEPT {
+            listings.clear();
+        }
+        listings.insert(key, order.clone());
+        order
     }
 
     /// The tenant's alerts whose `incidentId` is `incident_id`, in their order.
@@ -791,26 +851,8 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, resource: Resou
         Resource::Incidents => &tenant.incidents,
         Resource::Alerts => &tenant.alerts,
     };
-    let mut items: Vec<&ItemKey> = index
-        .keys(tenant, resource)
-        .iter()
-        .filter(|key| opts.filter.iter().all(|c| c.matches(&source[key.pos], key)))
-        .collect();
-    let orderby: Vec<(usize, bool)> = opts
-        .orderby
-        .iter()
-        .map(|(prop, desc)| (date_slot(prop), *desc))
-        .collect();
-    items.sort_by(|a, b| {
-        for (slot, desc) in &orderby {
-            let ord = a.dates[*slot].cmp(&b.dates[*slot]);
-            let ord = if *desc { ord.reverse() } else { ord };
-            if ord != Ordering::Equal {
-                return ord;
-            }
-        }
-        a.compare_ids(b)
-    });
+    let keys = index.keys(tenant, resource);
+    let items = index.listing(tenant, resource, &opts);
     let total = items.len() as u64;
     let start = opts.skip.min(total) as usize;
     let end = opts.skip.saturating_add(opts.top).min(total) as usize;
@@ -819,8 +861,8 @@ fn list(shared: &Shared, headers: &HeaderMap, raw: Option<&str>, resource: Resou
     let next_link_base = shared.with_config(|c| c.graph_next_link_base.clone());
     let page: Vec<Value> = items[start..end]
         .iter()
-        .map(|key| {
-            let item = source[key.pos].clone();
+        .map(|&i| {
+            let item = source[keys[i].pos].clone();
             match resource {
                 Resource::Incidents => {
                     shape_incident(item, opts.expand_alerts, |id| index.alerts_of(tenant, id))

@@ -25,6 +25,12 @@ use clap::Parser;
 use socmate::auth::Role;
 use socmate_bench::Socmate;
 
+/// The harness (and the emulator it runs in-process) on the allocator `socmate` runs on: with
+/// glibc's, cloning and freeing the emulator's JSON pages spent most of its time in `malloc`,
+/// and the upstream, not SoCMate, was measured.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// The socmate binary to load.

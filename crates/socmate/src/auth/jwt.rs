@@ -350,6 +350,20 @@ mod tests {
     }
 
     #[test]
+    fn at_most_verified_cap_tokens_are_remembered() {
+        let k = keys();
+        for n in 0..=VERIFIED_CAP {
+            let mut c = valid_claims();
+            c["sub"] = serde_json::json!(format!("user-{n}@example.com"));
+            assert!(k.verify(&forge(&c, Algorithm::HS256, &[7u8; 32])).is_ok());
+            let remembered = k.verified.read().unwrap().len();
+            assert!(remembered <= VERIFIED_CAP, "{remembered} after {n}");
+        }
+        // The one past the cap started the memory again with itself.
+        assert_eq!(k.verified.read().unwrap().len(), 1);
+    }
+
+    #[test]
     fn expired_tokens_say_so() {
         let mut c = valid_claims();
         c["exp"] = serde_json::json!(Utc::now().timestamp() - 3600);

@@ -165,7 +165,7 @@ async fn create(
 
 /// List live providers.
 #[utoipa::path(get, path = "", tag = TAG,
-    responses((status = 200, description = "Every live provider, default first", body = ProviderList)))]
+    responses((status = 200, description = "Every live provider, oldest first", body = ProviderList)))]
 async fn list(State(providers): State<Providers>) -> Result<impl IntoResponse, ApiError> {
     Ok(json_body(providers.list_json().await?))
 }

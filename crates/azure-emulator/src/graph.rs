@@ -717,10 +717,10 @@ pub(crate) struct GraphIndex {
     alerts: OnceLock<Vec<ItemKey>>,
     /// `incidentId` → positions in the tenant's `alerts`, in their order.
     alerts_by_incident: OnceLock<HashMap<String, Vec<usize>>>,
-    /// Recent listings, filtered and sorted, by resource, `$filter` and `$orderby`: walking the
-    /// pages of one listing sorts it once, as Graph serves the pages of a query it already
-    /// ran, so that a client paging deep measures the wire and not this emulator's sorting
-    /// (docs/benchmarks.md, incident sync).
+    /// Recent listings, filtered and sorted, by resource, `$filter` and `$orderby`, so that
+    /// walking the pages of one listing sorts it once. A speed measure of this emulator only:
+    /// every page is what sorting afresh would give, and a client paging deep measures the wire
+    /// rather than this emulator's sorting (docs/benchmarks.md, incident sync).
     listings: Mutex<HashMap<ListingKey, Arc<[usize]>>>,
 }
 
